@@ -3,3 +3,7 @@
 
 class StiltsError(Exception):
     """Bad input or an impossible config: the message names the file/key and what to do."""
+
+
+class DivergedError(StiltsError):
+    """Training produced a non-finite loss or weights: the stage must not be exported."""

@@ -1,33 +1,14 @@
-"""results.json (schema in DESIGN.md §4), atomic file writes, and the printed per-language table."""
+"""results.json (schema in DESIGN.md §4): building it, reading it back safely, and the printed table."""
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from stilts.files import read_json
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file and a
-    crash never destroys the previous version."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    return write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+REQUIRED_KEYS = ("target", "intermediate", "model", "seed", "metrics", "average", "score", "run_key")
 
 
 def average_metrics(per_language: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
@@ -53,6 +34,14 @@ def build_results(*, target: str, intermediate: Sequence[str], model: str, seed:
         "config": dict(config),
         **(dict(extra) if extra else {}),
     }
+
+
+def read_results(path: str | Path) -> dict[str, Any] | None:
+    """A results.json that parses and has every required key, else None (missing or damaged)."""
+    results = read_json(path)
+    if not isinstance(results, dict) or not all(key in results for key in REQUIRED_KEYS):
+        return None
+    return results
 
 
 def format_table(results: Mapping[str, Any], columns: Sequence[str] | None = None) -> str:

@@ -1,52 +1,92 @@
 """`python -m stilts.train`: compose the config, run the pipeline, print the results table.
 
 Usage: python -m stilts.train [+intermediate=NAME|[A,B]] target=NAME [model=..] [trainer=..] [logger=..]
+
+A single run that fails on bad input prints one `error:` line and exits 2. In a multirun (`-m`) a
+failing job is recorded (its error in its log, its run folder's failed.json and the sweep's closing
+table) and the sweep goes on; the process exits non-zero at the end if any job failed.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import time
+from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+from pytorch_lightning.utilities import rank_zero_only
 
+from stilts.checks import check_config
 from stilts.errors import StiltsError
+from stilts.identity import model_tag, run_key_resolver
 from stilts.pipeline import print_results, run_pipeline
+from stilts.sweep import FAILED_FILE, record_failure, record_job, run_alone, spawns_rank_processes, sweep_id
 from stilts.tasks import get_task
 from stilts.tasks.sources import SAMPLES_ROOT
 
 log = logging.getLogger("stilts")
 
 
-def _sweep_id() -> str:
-    """One id per process tree (a sweep's jobs and their DDP children share it): the W&B group."""
-    return os.environ.setdefault("STILTS_SWEEP_ID", time.strftime("sweep-%Y%m%d-%H%M%S"))
-
-
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("stilts.chain", lambda node: "+".join(node) or "none", replace=True)
     OmegaConf.register_new_resolver("stilts.samples", lambda: str(SAMPLES_ROOT), replace=True)
-    OmegaConf.register_new_resolver("stilts.sweep_id", _sweep_id, replace=True)
+    OmegaConf.register_new_resolver("stilts.sweep_id", sweep_id, replace=True)
+    OmegaConf.register_new_resolver("stilts.model_tag", model_tag, replace=True)
+    OmegaConf.register_new_resolver("stilts.run_key", run_key_resolver, replace=True)
 
 
 register_resolvers()
 
 
+def _message(error: Exception) -> str:
+    if isinstance(error, MissingMandatoryValue):
+        return f"{error.full_key} must be set, e.g. {error.full_key}=... on the command line"
+    return str(error)
+
+
+def _run(cfg: DictConfig, multirun: bool, run_dir: Path) -> dict:
+    """One job: its outcome record."""
+    check_config(cfg)
+    if multirun and spawns_rank_processes(cfg):
+        return run_alone(run_dir)
+    results, skipped = run_pipeline(cfg)
+    print_results(results, get_task(cfg.target.name))
+    return {"status": "skipped" if skipped else "done", "score": results.get("score")}
+
+
 @hydra.main(version_base="1.3", config_path="pkg://stilts.conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    with open_dict(cfg):  # results follow hydra.run.dir / hydra.sweep.dir
+        cfg.paths.run_dir = str(run_dir)
+    rank_zero = rank_zero_only.rank == 0  # files are written by rank 0 alone
     try:
-        results = run_pipeline(cfg)
-        print_results(results, get_task(cfg.target.name))
-    except MissingMandatoryValue as error:
-        print(f"error: {error.full_key} must be set, e.g. {error.full_key}=... on the command line", file=sys.stderr)
-        sys.exit(2)
+        outcome = _run(cfg, multirun, run_dir)
+        if rank_zero and outcome["status"] != "failed":
+            (run_dir / FAILED_FILE).unlink(missing_ok=True)
     except (StiltsError, OmegaConfBaseException) as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        if rank_zero:
+            record_failure(run_dir, _message(error))
+        if not multirun:
+            print(f"error: {_message(error)}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        log.error("error: %s", _message(error))
+        outcome = {"status": "failed", "error": _message(error)}
+    except Exception as error:  # a bug: the traceback goes to the job's log; a multirun goes on
+        if rank_zero:
+            record_failure(run_dir, f"{type(error).__name__}: {error} (internal error; traceback in the job's log)")
+        if not multirun:
+            raise
+        log.exception("error: job failed")
+        outcome = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
+    if multirun:
+        record_job(dict(outcome, run_dir=str(run_dir)))
 
 
 if __name__ == "__main__":

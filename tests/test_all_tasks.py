@@ -11,7 +11,7 @@ import pytest
 from stilts.score import main as score_main
 from stilts.tasks import get_task
 from stilts.tasks.sources import SAMPLES_ROOT, find_files
-from tests.test_cli import check_results_schema, stilts
+from tests.test_cli import check_results_schema, run_folder, stilts
 
 INTERMEDIATE = ("anli_plus", "mnli", "qqp", "squad", "hellaswag", "cosmosqa", "commonsenseqa", "socialiqa", "ccg")
 TARGETS = ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "xcopa")
@@ -38,7 +38,7 @@ def sweeps(tmp_path_factory, stilts_cache) -> Path:
 
 
 def _results(runs: Path, target: str, chain: str) -> dict:
-    return json.loads((runs / target / chain / "seed42" / "results.json").read_text())
+    return json.loads((run_folder(runs, target, chain) / "results.json").read_text())
 
 
 @pytest.mark.slow
@@ -61,7 +61,7 @@ def test_every_target_is_scored_on_all_its_languages(sweeps, name, capsys) -> No
     # Official-format predictions beside results.json re-score to the same numbers.
     split = results["config"]["target"]["eval_split"]
     for language in spec.languages:
-        [prediction] = (sweeps / name / "none" / "seed42" / "predictions").glob(f"{split}-{language}.*")
+        [prediction] = (run_folder(sweeps, name, "none") / "predictions").glob(f"{split}-{language}.*")
         [gold] = find_files(spec, split, language, SAMPLES_ROOT)
         assert score_main([name, str(gold), str(prediction), "--lang", language]) == 0
         rescored = json.loads(capsys.readouterr().out)
@@ -77,7 +77,7 @@ def test_every_retrieval_target_runs_with_and_without_intermediate(sweeps, name,
     results = _results(sweeps, name, chain)
     check_results_schema(results, name, [] if chain == "none" else [chain], list(spec.languages))
     assert all(0.0 <= results["metrics"][lang][spec.main_metrics[0]] <= 100.0 for lang in spec.languages)
-    predictions = sweeps / name / chain / "seed42" / "predictions"
+    predictions = run_folder(sweeps, name, chain) / "predictions"
     assert sorted(p.name.split(".")[0] for p in predictions.iterdir()) == sorted(f"test-{l}" for l in spec.languages)
     if name in ("tatoeba", "bucc"):  # gold files exist: re-score the written predictions
         for language in spec.languages[:3]:
@@ -96,7 +96,7 @@ def test_every_retrieval_target_runs_with_and_without_intermediate(sweeps, name,
 @pytest.mark.slow
 def test_xcopa_follows_xtreme_r_recipe(sweeps) -> None:
     """XTREME-R trains XCOPA on Social IQa, then on English COPA: two stages, the second from the first."""
-    run = sweeps / "xcopa" / "none" / "seed42"
+    run = run_folder(sweeps, "xcopa", "none")
     stages = sorted(p.name for p in (run / "stages").iterdir())
     assert stages == ["1-socialiqa", "2-xcopa"]
     copa = json.loads((run / "stages" / "2-xcopa" / "stage.json").read_text())
@@ -106,7 +106,7 @@ def test_xcopa_follows_xtreme_r_recipe(sweeps) -> None:
 
 @pytest.mark.slow
 def test_xtreme_score_of_the_targets(sweeps, capsys) -> None:
-    files = [str(sweeps / name / "none" / "seed42" / "results.json") for name in TARGETS + RETRIEVAL]
+    files = [str(run_folder(sweeps, name, "none") / "results.json") for name in TARGETS + RETRIEVAL]
     assert score_main(["xtreme", *files[:len(TARGETS)]]) == 0
     partial = json.loads(capsys.readouterr().out)
     assert partial["score"] is None and set(partial["missing"]) == {"bucc", "tatoeba"}

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 import stilts.train  # noqa: F401  (registers the stilts.* resolvers)
 from stilts.pipeline import plan_stages
 from stilts.tasks import get_task
+from stilts.tasks.sources import SAMPLES_ROOT
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -34,7 +35,7 @@ def test_every_group_has_options() -> None:
 @pytest.mark.parametrize("group,option", [(g, o) for g in ("model", "target", "trainer", "logger", "data", "experiment")
                                           for o in options(g)])
 def test_option_composes_resolves_and_instantiates(group: str, option: str, tmp_path) -> None:
-    cfg = compose_config(f"{group}={option}", "data.root=" + str(tmp_path) if option == "local" else "seed=1",
+    cfg = compose_config(f"{group}={option}", f"data.root={SAMPLES_ROOT}" if option == "local" else "seed=1",
                          f"paths.output_dir={tmp_path}")
     OmegaConf.resolve(cfg)
     trainer_factory = instantiate(cfg.trainer)
@@ -59,7 +60,7 @@ def test_intermediate_options_plan_stages(option: str) -> None:
     for stage in stages[:-1]:
         assert stage.role == "intermediate"
         assert get_task(stage.spec.name).languages == ("en",)
-    assert cfg.paths.run_name == f"xnli/{option}/seed42"
+    assert cfg.paths.run_name.startswith(f"xnli/{option}/tiny/seed42-")
 
 
 def test_intermediate_list_keeps_order_and_chains_stage_keys() -> None:
@@ -112,13 +113,14 @@ def test_quickstart_uses_tiny_model_and_samples() -> None:
 def test_each_logger_option_makes_one_logger_per_stage(option: str, tmp_path, monkeypatch) -> None:
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
-    from stilts.pipeline import _loggers
+    from stilts.training import make_loggers
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = compose_config(f"logger={option}", f"paths.output_dir={tmp_path}")
-    loggers = _loggers(cfg, "1-xnli", "target", "xnli/none/seed42")
+    loggers = make_loggers(cfg, "1-xnli", "target", "xnli/none/seed42")
     expected = {"csv": [CSVLogger], "tensorboard": [TensorBoardLogger], "wandb": [WandbLogger], "none": []}[option]
-    assert [type(logger) for logger in loggers] == expected
+    assert len(loggers) == len(expected)
+    assert all(isinstance(logger, kind) for logger, kind in zip(loggers, expected))
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             assert logger._wandb_init["name"] == "xnli/none/seed42/1-xnli"

@@ -16,10 +16,12 @@ from typing import Any
 
 import datasets
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 
 from stilts.data.collate import DynamicPaddingCollator
 from stilts.data.decode import decode
+from stilts.data.sampling import ResumableDataLoader, ResumableSampler
 from stilts.data.featurize import FEATURIZERS, MODEL_INPUTS, FeaturizeSettings
 from stilts.errors import StiltsError
 from stilts.tasks.formats import qa_has_gold
@@ -73,13 +75,14 @@ class TaskDataModule(pl.LightningDataModule):
                  cache_dir: str | Path = "~/.cache/stilts/features", settings: FeaturizeSettings = FeaturizeSettings(),
                  micro_batch_size: int = 8, eval_batch_size: int = 32, train: bool = True,
                  eval_languages: Sequence[str] = (), eval_split: str = "test", num_workers: int = 0,
-                 labels: Sequence[str] | None = None) -> None:
+                 labels: Sequence[str] | None = None, seed: int = 0) -> None:
         """`labels` fixes the label set of an open-label task (CCG) to that of its trained head."""
         super().__init__()
         self.spec, self.tokenizer, self.settings = spec, tokenizer, settings
         self.source, self.root, self.cache_dir = source, root, Path(cache_dir).expanduser()
         self.micro_batch_size, self.eval_batch_size, self.num_workers = micro_batch_size, eval_batch_size, num_workers
         self.train, self.eval_languages, self.eval_split = train, list(eval_languages), eval_split
+        self.seed = seed
         if spec.head == "span_qa":
             settings.check_qa_window()
         self.collator = DynamicPaddingCollator(tokenizer.pad_token_id)
@@ -169,22 +172,34 @@ class TaskDataModule(pl.LightningDataModule):
             self._build()
 
     # -- loaders ----------------------------------------------------------------------------------
-    def _loader(self, features: datasets.Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+    def _generator(self) -> torch.Generator:
+        """Loaders draw their worker seeds from their own generator, never from the global RNG
+        that dropout uses: what training draws then does not depend on how often a loader started."""
+        return torch.Generator().manual_seed(self.seed)
+
+    def _eval_loader(self, features: datasets.Dataset) -> DataLoader:
+        """Similar lengths together, so padding stays small."""
         columns = [c for c in MODEL_INPUTS if c in features.column_names]
-        if not shuffle:  # evaluation: similar lengths together, so padding stays small
-            lengths = [len(ids) for ids in features["input_ids"]]
-            features = features.select(sorted(range(len(features)), key=lengths.__getitem__))
-        return DataLoader(features.select_columns(columns), batch_size=batch_size, shuffle=shuffle,
-                          collate_fn=self.collator, num_workers=self.num_workers)
+        lengths = [len(ids) for ids in features["input_ids"]]
+        features = features.select(sorted(range(len(features)), key=lengths.__getitem__))
+        return DataLoader(features.select_columns(columns), batch_size=self.eval_batch_size, shuffle=False,
+                          collate_fn=self.collator, num_workers=self.num_workers, generator=self._generator())
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, self.micro_batch_size, shuffle=True)
+        """Shuffled by (seed, epoch) alone, split across DDP ranks, resumable mid-epoch."""
+        features = self.train_set.select_columns([c for c in MODEL_INPUTS if c in self.train_set.column_names])
+        trainer = self.trainer
+        sampler = ResumableSampler(features, seed=self.seed, num_replicas=trainer.world_size if trainer else 1,
+                                   rank=trainer.global_rank if trainer else 0)
+        return ResumableDataLoader(features, batch_size=self.micro_batch_size, sampler=sampler,
+                                   collate_fn=self.collator, num_workers=self.num_workers,
+                                   generator=self._generator())
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [self._loader(s.features, self.eval_batch_size, shuffle=False) for s in self.val_sets]
+        return [self._eval_loader(s.features) for s in self.val_sets]
 
     def test_dataloader(self) -> list[DataLoader]:
-        return [self._loader(s.features, self.eval_batch_size, shuffle=False) for s in self.test_sets]
+        return [self._eval_loader(s.features) for s in self.test_sets]
 
     # -- scoring ----------------------------------------------------------------------------------
     def score(self, stage: str, dataloader_idx: int, feature_predictions: dict[int, Any]) -> tuple[str, dict[str, float], float]:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
+from stilts.errors import DivergedError
 from stilts.model.heads import HeadOutput
 
 
@@ -61,11 +62,32 @@ class StiltsModule(pl.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         output = self(batch)
+        self._stop_if_diverged(output.loss)
         mask = batch["attention_mask"]
         self.token_counts += torch.tensor([int(mask.sum()), mask.numel()])
         self.log("train/loss", output.loss, prog_bar=True, batch_size=mask.shape[0])
         self.log("train/real_token_fraction", mask.float().mean(), batch_size=mask.shape[0])
         return output.loss
+
+    def _stop_if_diverged(self, loss: torch.Tensor) -> None:
+        """A non-finite loss ends training before its backward pass can spoil the weights; every
+        DDP rank takes the same decision."""
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if self.trainer.world_size > 1:
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if not finite:
+            raise DivergedError(f"non-finite loss ({float(loss.detach()):g}) at step {self.global_step} "
+                                f"with lr {self.optim.lr:g}")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Never checkpoint non-finite weights (the last good checkpoint stays); keep the token counts."""
+        if not all(bool(torch.isfinite(p).all()) for p in self.parameters()):
+            raise DivergedError(f"non-finite weights at step {self.global_step} with lr {self.optim.lr:g}")
+        checkpoint["stilts_token_counts"] = self.token_counts.clone()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "stilts_token_counts" in checkpoint:
+            self.token_counts = checkpoint["stilts_token_counts"].clone()
 
     def _collect(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> None:
         output = self(batch)

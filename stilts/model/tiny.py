@@ -19,7 +19,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0..3 (+ mask)
+SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0..3 (+ mask, the last id)
+# Part of the build folder's name: bump it when the recipe changes what a build contains, so
+# builds cached by an older recipe are not reused.
+RECIPE = "sentencepiece-unigram-1"
 
 
 @dataclass(frozen=True)
@@ -61,26 +64,65 @@ def corpus_texts(root: Path) -> Iterator[str]:
 
 
 def _fingerprint(corpus_root: Path, settings: TinySettings) -> str:
-    digest = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps({"recipe": RECIPE, **asdict(settings)}, sort_keys=True).encode())
     for text in corpus_texts(corpus_root):
         digest.update(text.encode())
     return digest.hexdigest()[:16]
 
 
-def _train_tokenizer(corpus_root: Path, settings: TinySettings):
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import XLMRobertaTokenizerFast
+def _pre_tokenizer():
+    from tokenizers import pre_tokenizers
 
-    tokenizer = Tokenizer(models.Unigram())
-    tokenizer.normalizer = normalizers.NFKC()
     # Split punctuation off words like XLM-R's vocabulary effectively does, so QA answer
     # boundaries fall on token boundaries.
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Punctuation(), pre_tokenizers.Metaspace()])
-    tokenizer.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(
-        vocab_size=settings.vocab_size, special_tokens=SPECIAL_TOKENS, unk_token="<unk>", shrinking_factor=0.75
+    return pre_tokenizers.Sequence([pre_tokenizers.Punctuation(), pre_tokenizers.Metaspace()])
+
+
+def _sentencepiece_vocab(texts: Iterator[str], size: int) -> list[tuple[str, float]]:
+    """(piece, score) of a Unigram vocabulary learned by sentencepiece (XLM-R's own tokenizer trainer).
+
+    Unlike the `tokenizers` UnigramTrainer (whose scores and tie order vary between processes),
+    sentencepiece with one thread learns the same vocabulary, bit for bit, every time. Its only
+    special piece is <unk> (id 0, dropped here); XLM-R's specials are placed by the caller."""
+    import io
+
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=texts, model_writer=model, vocab_size=size, model_type="unigram",
+        character_coverage=1.0, hard_vocab_limit=False, num_threads=1, minloglevel=2,
+        # The texts come normalized and pre-split; keep them as they are.
+        normalization_rule_name="identity", add_dummy_prefix=True, remove_extra_whitespaces=True,
+        unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1,
     )
-    tokenizer.train_from_iterator(corpus_texts(corpus_root), trainer=trainer)
+    processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    return [(processor.id_to_piece(i), processor.get_score(i)) for i in range(processor.get_piece_size())
+            if not (processor.is_unknown(i) or processor.is_control(i))]
+
+
+def _train_tokenizer(corpus_root: Path, settings: TinySettings):
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
+    from transformers import XLMRobertaTokenizerFast
+
+    normalizer, pre_tokenizer = normalizers.NFKC(), _pre_tokenizer()
+
+    def pre_split(text: str) -> str:
+        # Sentencepiece sees the words the tokenizer will see: each pre-token (▁-prefixed, as
+        # Metaspace makes every one) becomes a space-separated word, so no piece spans two.
+        pieces = pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text))
+        return " ".join(piece.removeprefix("\u2581") for piece, _ in pieces)
+
+    # vocab_size counts everything: sentencepiece's <unk> is replaced by XLM-R's 4 + <mask>.
+    size = settings.vocab_size - len(SPECIAL_TOKENS) + 1
+    learned = _sentencepiece_vocab(map(pre_split, corpus_texts(corpus_root)), size)
+    # XLM-R's layout: <s> <pad> </s> <unk>, the learned pieces, <mask> last.
+    vocab = [(token, 0.0) for token in SPECIAL_TOKENS[:-1]] + learned + [(SPECIAL_TOKENS[-1], 0.0)]
+    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=SPECIAL_TOKENS.index("<unk>"), byte_fallback=False))
+    tokenizer.add_special_tokens([AddedToken(token, normalized=False, special=True) for token in SPECIAL_TOKENS])
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = pre_tokenizer
+    tokenizer.decoder = decoders.Metaspace()
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
     )

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from stilts.errors import StiltsError
 from stilts.tasks.spec import Example
@@ -87,26 +89,37 @@ def load_json(path: Path) -> object:
             return json.load(handle)
     except json.JSONDecodeError as error:
         raise StiltsError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
+    except UnicodeDecodeError as error:
+        raise StiltsError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+
+
+_KINDS = {list: "a list", str: "a string", int: "an integer", (str, int): "a string or integer"}
+
+
+def _squad_field(value: object, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    """value[key] when value is an object holding `kind` there; otherwise an error naming the place."""
+    if not isinstance(value, dict) or not isinstance(value.get(key), kind):
+        raise StiltsError(f"{where} must be an object with {key!r} ({_KINDS[kind]}) (SQuAD JSON format)")
+    return value[key]
 
 
 def read_squad_json(path: Path) -> list[Example]:
     """SQuAD v1.1/v2.0 JSON (also XQuAD, MLQA, TyDiQA-GoldP); answers must sit at answer_start."""
-    document = load_json(path)
-    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
-        raise StiltsError(f"{path}: not SQuAD-format JSON (expected a top-level 'data' list)")
     examples = []
-    for article in document["data"]:
-        for paragraph in article.get("paragraphs", []):
-            context = paragraph.get("context")
-            for qa in paragraph.get("qas", []):
-                qid = qa.get("id")
-                if not isinstance(context, str) or qid is None or "question" not in qa:
-                    raise StiltsError(f"{path}: question {qid!r} lacks 'context', 'id' or 'question'")
+    for a, article in enumerate(_squad_field(load_json(path), "data", list, f"{path}: the top level")):
+        for p, paragraph in enumerate(_squad_field(article, "paragraphs", list, f"{path}: data[{a}]")):
+            where = f"{path}: data[{a}].paragraphs[{p}]"
+            context = _squad_field(paragraph, "context", str, where)
+            for q, qa in enumerate(_squad_field(paragraph, "qas", list, where)):
+                qid = _squad_field(qa, "id", (str, int), f"{where}.qas[{q}]")
+                question = _squad_field(qa, "question", str, f"{where}.qas[{q}]")
+                answers = [] if qa.get("is_impossible") else qa.get("answers", [])
+                if not isinstance(answers, list):
+                    raise StiltsError(f"{path}: question {qid}: 'answers' must be a list (SQuAD JSON format)")
                 texts, starts = [], []
-                for answer in [] if qa.get("is_impossible") else qa.get("answers", []):
-                    text, start = answer.get("text"), answer.get("answer_start")
-                    if not isinstance(text, str) or not isinstance(start, int):
-                        raise StiltsError(f"{path}: question {qid}: answer needs 'text' and integer 'answer_start'")
+                for answer in answers:
+                    text = _squad_field(answer, "text", str, f"{path}: question {qid}: an answer")
+                    start = _squad_field(answer, "answer_start", int, f"{path}: question {qid}: an answer")
                     if context[start:start + len(text)] != text:
                         raise StiltsError(
                             f"{path}: question {qid}: answer {text!r} is not at answer_start {start} of its context "
@@ -114,12 +127,8 @@ def read_squad_json(path: Path) -> list[Example]:
                         )
                     texts.append(text)
                     starts.append(start)
-                examples.append({
-                    "id": str(qid),
-                    "context": context,
-                    "question": qa["question"],
-                    "answers": {"text": texts, "answer_start": starts},
-                })
+                examples.append({"id": str(qid), "context": context, "question": question,
+                                 "answers": {"text": texts, "answer_start": starts}})
     return examples
 
 
@@ -217,6 +226,9 @@ def _ud_sentence(rows: list[tuple[str, list[str]]], labels: Sequence[str], langu
     return tokens, tags
 
 
+_CONLLU_ID = re.compile(r"[0-9]+(-[0-9]+|\.[0-9]+)?")
+
+
 def read_conllu(path: Path, labels: Sequence[str]) -> list[Example]:
     """CoNLL-U (UD treebanks), one example per sentence, multi-word tokens fused as in XTREME."""
     examples: list[Example] = []
@@ -236,6 +248,11 @@ def read_conllu(path: Path, labels: Sequence[str]) -> list[Example]:
         fields = line.split("\t")
         if len(fields) != 10:
             raise StiltsError(f"{path}:{number}: CoNLL-U needs 10 tab-separated columns, found {len(fields)}")
+        if not _CONLLU_ID.fullmatch(fields[0]):
+            raise StiltsError(
+                f"{path}:{number}: CoNLL-U ID {fields[0]!r} is not a word index (1), a range (1-2) "
+                "or an empty node (1.1)"
+            )
         rows.append((f"{path}:{number}", fields))
     return examples
 
@@ -329,6 +346,8 @@ def read_commonsenseqa_jsonl(path: Path) -> list[Example]:
         question = row["question"]
         if not isinstance(question, dict) or "stem" not in question or not question.get("choices"):
             raise StiltsError(f"{where}: 'question' needs a 'stem' and 'choices'")
+        if not all(isinstance(choice, dict) and {"label", "text"} <= choice.keys() for choice in question["choices"]):
+            raise StiltsError(f"{where}: each of 'question.choices' needs a 'label' and a 'text'")
         keys = [choice["label"] for choice in question["choices"]]
         answer = row.get("answerKey")
         if answer not in (None, "") and answer not in keys:

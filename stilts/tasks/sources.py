@@ -31,8 +31,19 @@ def find_files(spec: TaskSpec, split: str, language: str, root: Path) -> list[Pa
     )
 
 
+def read_file(spec: TaskSpec, path: Path) -> list[Example]:
+    """The task's reader on one file; a structural error the reader did not foresee names the file."""
+    try:
+        return spec.reader(path)
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as error:  # JSONDecodeError is a ValueError
+        raise StiltsError(
+            f"{path}: malformed {spec.name} file ({type(error).__name__}: {error}); expected {spec.description}"
+        ) from error
+
+
 def read_files(spec: TaskSpec, split: str, language: str, root: Path) -> list[Example]:
-    examples = [example for path in find_files(spec, split, language, root) for example in spec.reader(path)]
+    """The examples of one split and language from the files under `root`."""
+    examples = [example for path in find_files(spec, split, language, root) for example in read_file(spec, path)]
     if not examples:
         raise StiltsError(f"{spec.name}: the {split} split for {language!r} under {root} holds no examples")
     return examples

@@ -1,0 +1,135 @@
+"""Settings checked before any work starts: each bad value is named with its key and what to give
+instead, and a key nobody reads (a typo such as `+intermediat=squad`) is an error, not a no-op."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from stilts.errors import StiltsError
+from stilts.tasks import get_task
+
+POSITIVE_INTS = ("train.micro_batch_size", "train.eval_batch_size", "train.checkpoint_every_n_steps")
+OPTIONAL_POSITIVE_INTS = ("train.effective_batch_size", "train.max_epochs")
+BOOLS = ("overwrite", "keep_checkpoints")
+STAGE_INTS = ("epochs", "effective_batch_size", "max_length", "doc_stride", "max_query_length")
+REQUIRED_STAGE_INTS = ("epochs", "effective_batch_size")
+
+
+def _conf_root():
+    return resources.files("stilts.conf")
+
+
+def known_keys() -> dict[str, set[str]]:
+    """Top-level keys (config groups and the primary config's keys) and the keys of `train`/`paths`."""
+    root = _conf_root()
+    primary = OmegaConf.create((root / "config.yaml").read_text(encoding="utf-8"))
+    groups = {entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("_")}
+    paths = OmegaConf.create((root / "paths" / "default.yaml").read_text(encoding="utf-8"))
+    top = (groups | set(primary)) - {"defaults", "experiment"}
+    return {"": top, "train": set(primary.train), "paths": set(paths)}
+
+
+def _unknown(found: Any, valid: set[str], where: str) -> None:
+    extra = sorted(set(found) - valid)
+    if extra:
+        name = extra[0]
+        close = difflib.get_close_matches(name, sorted(valid), n=1)
+        hint = f"; did you mean {where}{close[0]!r}?" if close else ""
+        raise StiltsError(f"unknown setting {where}{name!r}{hint} Valid {'top-level keys' if not where else where + '*'}: "
+                          f"{', '.join(sorted(valid))}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive_int(key: str, value: Any, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if not _is_int(value) or value <= 0:
+        raise StiltsError(f"{key} must be a positive whole number{' or null' if optional else ''}, not {value!r}")
+
+
+def _stage_settings(cfg: DictConfig) -> dict[str, Any]:
+    """Every stage's settings node by its config key."""
+    nodes = {f"intermediate.{name}": node for name, node in (cfg.get("intermediate") or {}).items()}
+    nodes.update({f"target.before.{name}": node for name, node in (cfg.target.get("before") or {}).items()})
+    nodes["target"] = cfg.target
+    return nodes
+
+
+def check_stage(key: str, node: Any, trainable: bool = True) -> None:
+    if not isinstance(node, DictConfig):
+        raise StiltsError(f"{key} must be a task's settings (a mapping), not {node!r}")
+    for name in STAGE_INTS:
+        if name in node:
+            _positive_int(f"{key}.{name}", node[name], optional=not (trainable and name in REQUIRED_STAGE_INTS))
+    lr = node.get("lr")
+    if lr is not None and (not _is_number(lr) or lr <= 0):
+        raise StiltsError(f"{key}.lr must be a positive number or null, not {lr!r}")
+
+
+def check_languages(value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, (ListConfig, list)) or not all(isinstance(v, str) for v in value):
+        shown = value if not isinstance(value, str) else f"{value!r}"
+        raise StiltsError(f"target.languages must be a list of language codes, e.g. target.languages=[de,sw], "
+                          f"not {shown}")
+    if not value:
+        raise StiltsError("target.languages is empty: give at least one language, or null for all of the target's")
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise a StiltsError naming the first bad setting of a composed job config."""
+    keys = known_keys()
+    _unknown([key for key in cfg if key != "hydra"], keys[""], "")
+    _unknown(cfg.train, keys["train"], "train.")
+    _unknown(cfg.paths, keys["paths"], "paths.")
+    if not _is_int(cfg.seed):
+        raise StiltsError(f"seed must be a whole number, not {cfg.seed!r}")
+    for key in BOOLS:
+        if not isinstance(cfg[key], bool):
+            raise StiltsError(f"{key} must be true or false, not {cfg[key]!r}")
+    for key in POSITIVE_INTS:
+        _positive_int(key, OmegaConf.select(cfg, key))
+    for key in OPTIONAL_POSITIVE_INTS:
+        _positive_int(key, OmegaConf.select(cfg, key), optional=True)
+    train = cfg.train
+    if not _is_number(train.lr) or train.lr <= 0:
+        raise StiltsError(f"train.lr must be a positive number, not {train.lr!r}")
+    if not _is_number(train.weight_decay) or train.weight_decay < 0:
+        raise StiltsError(f"train.weight_decay must be a number >= 0, not {train.weight_decay!r}")
+    if not _is_number(train.warmup_ratio) or not 0 <= train.warmup_ratio < 1:
+        raise StiltsError(f"train.warmup_ratio must be a number in [0, 1), not {train.warmup_ratio!r}")
+    check_languages(cfg.target.get("languages"))
+    target = get_task(cfg.target.name)
+    for key, node in _stage_settings(cfg).items():
+        check_stage(key, node, trainable=key != "target" or target.retrieve is None)
+    split = cfg.target.get("eval_split")
+    if target.files and split not in target.files:
+        raise StiltsError(f"target.eval_split must be one of {sorted(target.files)} for {target.name}, not {split!r}")
+
+
+def check_writable(folder: str | Path, key: str) -> None:
+    """Fail early, with the key to change, when results could not be written."""
+    folder = Path(folder).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise StiltsError(f"cannot write to {folder} ({error.strerror or error}): choose a writable folder with "
+                          f"{key}=DIR") from None

@@ -1,0 +1,103 @@
+"""Files that are never seen half-written, and checksums that tell a damaged file from a good one."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, mode: str = "wb") -> Iterator[BinaryIO]:
+    """Write to a temporary file beside `path`, flush it to disk, then rename it into place: a
+    reader never sees half a file, and a crash or a full disk leaves the previous version intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    with atomic_output(path, "w") as stream:
+        stream.write(text)
+    return Path(path)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    return write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str | Path) -> Any | None:
+    """The JSON document at `path`, or None when it is missing or damaged (truncated, not JSON)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+class HashingWriter:
+    """A binary stream that checksums what passes through it (no second read of a large file)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream, self.sha256, self.size = stream, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def record(self) -> dict[str, Any]:
+        return {"size": self.size, "sha256": self.sha256.hexdigest()}
+
+
+def file_record(path: str | Path) -> dict[str, Any]:
+    """Size and sha256 of a file, read in chunks."""
+    sha256 = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(CHUNK):
+            sha256.update(chunk)
+    return {"size": Path(path).stat().st_size, "sha256": sha256.hexdigest()}
+
+
+def record_matches(path: str | Path, record: Any) -> bool:
+    """Whether the file at `path` still has the size and checksum recorded for it."""
+    path = Path(path)
+    if not isinstance(record, dict) or not path.is_file() or path.stat().st_size != record.get("size"):
+        return False
+    return file_record(path)["sha256"] == record.get("sha256")
+
+
+def tree_records(folder: str | Path, exclude: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+    """Records of every file below `folder` (relative POSIX paths), except those under `exclude`."""
+    folder = Path(folder)
+    return {path.relative_to(folder).as_posix(): file_record(path) for path in sorted(folder.rglob("*"))
+            if path.is_file() and not path.relative_to(folder).parts[0] in exclude}
+
+
+def replace_folder(staging: Path, final: Path) -> None:
+    """Put a fully written folder in place of `final`: files of an earlier version never mix with
+    the new ones (the old folder is renamed away first, then removed)."""
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)

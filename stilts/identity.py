@@ -1,0 +1,73 @@
+"""What makes two runs (or two trained stages) the same: a config's identity, hashed.
+
+Identity is the resolved config minus what only says *where* or *how fast* work happens (output
+and cache folders, where the data root sits, loggers, device counts, micro-batch sizes, progress
+bars). Two jobs with equal identity produce the same numbers, so they share a run folder and
+stage folders; anything not listed here as infrastructure counts, so an unknown setting never
+makes two different runs collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from pathlib import PurePath
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+# Bump when what a stage folder holds, or how features are built, changes meaning.
+STAGE_FORMAT = 3
+
+# Top-level keys that never change a number.
+INFRASTRUCTURE_TOP = frozenset({"hydra", "paths", "logger", "overwrite", "keep_checkpoints"})
+# Keys below a top-level key that never change a number.
+INFRASTRUCTURE = {
+    "data": frozenset({"root", "cache_dir", "num_workers"}),
+    "train": frozenset({"eval_batch_size", "micro_batch_size", "checkpoint_every_n_steps"}),
+    "trainer": frozenset({"_target_", "_partial_", "accelerator", "devices", "num_nodes", "strategy",
+                          "enable_progress_bar", "log_every_n_steps", "enable_model_summary"}),
+    "target": frozenset({"batch_size"}),
+}
+
+
+def digest(data: Any, length: int = 12) -> str:
+    """A short, stable hash of JSON-able data."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
+def _resolved(node: Any, skip: frozenset[str]) -> Any:
+    """Resolve a config node to plain data, never touching the skipped keys (they may be unset or
+    point back at the folders being named)."""
+    if not isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+    return {key: OmegaConf.to_container(node[key], resolve=True) if OmegaConf.is_config(node[key]) else node[key]
+            for key in node if key not in skip}
+
+
+def config_identity(cfg: DictConfig) -> dict[str, Any]:
+    """The settings that determine a run's numbers (see the module docstring)."""
+    return {key: _resolved(cfg[key], INFRASTRUCTURE.get(key, frozenset()))
+            for key in cfg if key not in INFRASTRUCTURE_TOP}
+
+
+def run_key(cfg: DictConfig) -> str:
+    return digest({"format": STAGE_FORMAT, "config": config_identity(cfg)}, length=8)
+
+
+def trainer_identity(trainer: Mapping[str, Any]) -> dict[str, Any]:
+    """Trainer settings that change weights (precision, clipping, ...), not devices or displays."""
+    return {k: v for k, v in trainer.items() if k not in INFRASTRUCTURE["trainer"]}
+
+
+def model_tag(name_or_path: str) -> str:
+    """A readable folder name for a model: the last part of a Hub id or a local path."""
+    tag = PurePath(str(name_or_path).rstrip("/")).name or "model"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", tag)
+
+
+def run_key_resolver(*, _root_: DictConfig) -> str:
+    """`${stilts.run_key:}`: the run folder's suffix, computed from the whole job config."""
+    return run_key(_root_)

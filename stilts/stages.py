@@ -1,0 +1,162 @@
+"""The stage store: folders of trained stages shared by every job of a sweep.
+
+A stage folder is finished when its `stage.json` exists and every file it vouches for still has
+the recorded size and sha256; only then is it reused. Training a stage happens under a file lock
+(`filelock`, an OS lock the kernel drops when its holder dies, so a killed job never blocks the
+next one), so parallel jobs (SLURM arrays, joblib) that need the same stage train it once: the
+others wait, then reuse it. A damaged `stage.json` or file is set aside, logged, and the stage is
+trained again. This module knows folders, keys and files, not models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from stilts.errors import StiltsError
+from stilts.files import read_json, record_matches, tree_records, write_json_atomic
+from stilts.tasks.spec import TaskSpec
+
+log = logging.getLogger(__name__)
+
+STAGE_FILE = "stage.json"  # written last: its presence (verified) marks a finished stage
+LOCK_FILE = ".lock"
+OWNER_FILE = ".lock-owner.json"  # who holds the lock, for the waiting jobs' messages
+CLAIM_FILE = ".training.json"  # which job trains the stage now (its DDP ranks join it)
+CHECKPOINTS = "lightning"  # Lightning checkpoints: resume state, removed once the stage is exported
+NOT_VOUCHED = (STAGE_FILE, LOCK_FILE, OWNER_FILE, CLAIM_FILE, CHECKPOINTS)
+WAIT_REPORT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A planned or finished training stage."""
+
+    index: int
+    role: str  # "intermediate", "target-recipe" or "target"
+    spec: TaskSpec
+    settings: Mapping[str, Any]  # the task's YAML node, resolved
+    key: str
+    directory: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.index}-{self.spec.name}"
+
+    @property
+    def encoder_dir(self) -> Path:
+        return self.directory / "encoder"
+
+
+def job_token() -> str:
+    """One id shared by every rank of this job and by no other job: ranks started by Lightning
+    inherit it from rank 0's environment; ranks started by SLURM derive the same one."""
+    token = os.environ.get("STILTS_JOB_TOKEN")
+    if token:
+        return token
+    if "SLURM_JOB_ID" in os.environ:
+        token = "slurm-" + "-".join(os.environ.get(name, "0") for name in
+                                    ("SLURM_JOB_ID", "SLURM_STEP_ID", "SLURM_RESTART_COUNT"))
+    elif "TORCHELASTIC_RUN_ID" in os.environ:
+        token = "torchrun-" + os.environ["TORCHELASTIC_RUN_ID"]
+    else:
+        token = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    os.environ["STILTS_JOB_TOKEN"] = token
+    return token
+
+
+def finished(directory: Path) -> dict[str, Any] | None:
+    """The stage's summary when it is finished and intact; None when it is not (yet) finished.
+    A damaged stage (unreadable stage.json, a missing or changed file) is set aside and logged."""
+    stage_file = directory / STAGE_FILE
+    if not stage_file.exists():
+        return None
+    summary = read_json(stage_file)
+    problem = None
+    if not isinstance(summary, dict) or not isinstance(summary.get("files"), dict):
+        problem = f"{stage_file} is damaged (not a complete stage.json)"
+    else:
+        changed = [name for name, record in summary["files"].items() if not record_matches(directory / name, record)]
+        if changed:
+            problem = f"{directory}: {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} changed or missing"
+    if problem is None:
+        return summary
+    set_aside(stage_file)
+    log.warning("Stage %s is damaged: %s; it will be trained again", directory.name, problem)
+    return None
+
+
+def set_aside(path: Path) -> None:
+    """Keep a damaged file for inspection under another name instead of deleting it."""
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(path, path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"))
+
+
+def publish(directory: Path, summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Record size and checksum of every exported file, then write stage.json (last, atomically)."""
+    document = dict(summary, files=tree_records(directory, exclude=NOT_VOUCHED))
+    write_json_atomic(directory / STAGE_FILE, document)
+    return document
+
+
+@contextlib.contextmanager
+def training_lock(directory: Path, name: str) -> Iterator[None]:
+    """Hold the stage's lock; while another job holds it, say who and for how long."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(directory / LOCK_FILE))
+    started = time.monotonic()
+    while True:
+        try:
+            lock.acquire(timeout=WAIT_REPORT_SECONDS)
+            break
+        except Timeout:
+            owner = read_json(directory / OWNER_FILE) or {}
+            log.info("Stage %s: waiting for job %s (pid %s on %s, since %s) to finish training it (%.0f s so far)",
+                     name, owner.get("job", "?"), owner.get("pid", "?"), owner.get("host", "?"),
+                     owner.get("since", "?"), time.monotonic() - started)
+        except NotImplementedError as error:  # a file system without flock support
+            raise StiltsError(f"cannot lock {directory / LOCK_FILE}: {error}; put paths.stages_dir on a file "
+                              "system with file locks (e.g. NFSv4, or Lustre mounted with -o flock)") from None
+    try:
+        write_json_atomic(directory / OWNER_FILE, {"job": job_token(), "pid": os.getpid(),
+                                                    "host": socket.gethostname(),
+                                                    "since": time.strftime("%Y-%m-%d %H:%M:%S")})
+        yield
+    finally:
+        (directory / OWNER_FILE).unlink(missing_ok=True)
+        lock.release()
+
+
+def claim(directory: Path) -> None:
+    """Mark the stage as being trained by this job, so this job's other ranks join the training."""
+    write_json_atomic(directory / CLAIM_FILE, {"job": job_token()})
+
+
+def unclaim(directory: Path) -> None:
+    (directory / CLAIM_FILE).unlink(missing_ok=True)
+
+
+def await_rank_zero(directory: Path, name: str, poll_seconds: float = 1.0) -> dict[str, Any] | None:
+    """Ranks > 0 follow rank 0's decision: the finished stage's summary (reuse it), or None once
+    rank 0 of this job has claimed the stage (train it together)."""
+    token, waited = job_token(), 0.0
+    while True:
+        summary = finished(directory)
+        if summary is not None:
+            return summary
+        if (read_json(directory / CLAIM_FILE) or {}).get("job") == token:
+            return None
+        time.sleep(poll_seconds)
+        waited += poll_seconds
+        if waited % WAIT_REPORT_SECONDS < poll_seconds:
+            log.info("Stage %s: rank waiting for rank 0 (%.0f s)", name, waited)
