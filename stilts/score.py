@@ -19,6 +19,7 @@ from stilts.errors import StiltsError
 from stilts.eval.xtreme import BENCHMARKS, collect_task_scores, xtreme_score
 from stilts.tasks import get_task, task_names
 from stilts.tasks.formats import qa_has_gold
+from stilts.tasks.sources import read_file
 from stilts.tasks.spec import Example, TaskSpec
 
 Metrics = dict[str, float]
@@ -38,7 +39,7 @@ def _read_lines(path: Path) -> list[str]:
 
 def _read_gold(spec: TaskSpec, gold: Path, field: str) -> list[Example]:
     """Gold examples; XTREME's label-stripped test files read fine but cannot be scored, so say so."""
-    examples = spec.reader(gold)
+    examples = read_file(spec, gold)
     if not examples:
         raise StiltsError(f"{gold}: no examples to score")
     if any(example[field] is None for example in examples):
@@ -54,7 +55,7 @@ def _check_count(gold: Path, n_gold: int, pred: Path, n_pred: int) -> None:
 
 def score_span_qa(spec: TaskSpec, gold: Path, pred: Path, language: str) -> Metrics:
     """PRED is the official `{question_id: answer_text}` JSON; gold decides which questions count."""
-    examples = spec.reader(gold)
+    examples = read_file(spec, gold)
     if not qa_has_gold(examples):
         raise StiltsError(f"{gold}: has no gold answers (XTREME strips them from test files)")
     if len({example["id"] for example in examples}) != len(examples):
@@ -144,7 +145,7 @@ def score_tagging(spec: TaskSpec, gold: Path, pred: Path, language: str) -> Metr
 def score_retrieval(spec: TaskSpec, gold: Path, pred: Path, language: str) -> Metrics:
     """Retrieval gold and predictions share a format: Tatoeba indices, BUCC id pairs, or
     `{query: [candidate ids]}` JSON for LAReQA / Mewsli-X (relevant vs ranked)."""
-    return spec.scorer(spec.reader(gold), spec.reader(pred), language)
+    return spec.scorer(read_file(spec, gold), read_file(spec, pred), language)
 
 
 _SCORERS: dict[str, Callable[[TaskSpec, Path, Path, str], Metrics]] = {

@@ -133,7 +133,7 @@ def test_ddp_on_two_cpu_processes(tmp_path, stilts_cache) -> None:
     run = stilts("target=xnli", "experiment=quickstart", "trainer=ddp_cpu", "target.languages=[en,zh]",
                  cache=stilts_cache, cwd=tmp_path, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
-    folder = run_folder(tmp_path / "outputs" / "runs", "xnli", "none")
+    folder = run_folder(tmp_path / "outputs" / "runs", "xnli", "none", languages=["en", "zh"])
     results = json.loads((folder / "results.json").read_text())
     check_results_schema(results, "xnli", [], ["en", "zh"])
     stage = json.loads((folder / "stages" / "1-xnli" / "stage.json").read_text())
@@ -147,7 +147,7 @@ def test_wandb_offline_one_run_per_stage(tmp_path, stilts_cache) -> None:
     run = stilts("target=xnli", "experiment=quickstart", "logger=wandb", "target.languages=[en]",
                  "train.max_epochs=1", cache=stilts_cache, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
-    wandb_dir = run_folder(tmp_path / "outputs" / "runs", "xnli", "none") / "wandb"
+    wandb_dir = run_folder(tmp_path / "outputs" / "runs", "xnli", "none", languages=["en"]) / "wandb"
     offline_runs = sorted(wandb_dir.glob("offline-run-*"))
     assert len(offline_runs) == 2  # the training stage and the zero-shot evaluation
 
@@ -177,6 +177,7 @@ def test_missing_and_malformed_local_files(tmp_path, stilts_cache) -> None:
     assert str(root / "xnli" / "train-en.tsv") in run.stderr and "Traceback" not in run.stderr
 
     (root / "xnli" / "train-en.tsv").write_text("a\tb\tentailment\nc\td\tmaybe\n", encoding="utf-8")
+    (root / "xnli" / "dev-en.tsv").write_text("a\tb\tentailment\n", encoding="utf-8")
     run = stilts("target=xnli", "experiment=quickstart", "data=local", f"data.root={root}", cache=stilts_cache,
                  cwd=tmp_path, timeout=300)
     assert run.returncode == 2
