@@ -96,7 +96,7 @@ def spawns_rank_processes(cfg: DictConfig) -> bool:
     """Whether Lightning would start this job's other ranks itself by re-executing the command
     line (local DDP); under SLURM/torchrun the launcher starts the ranks."""
     from hydra.utils import instantiate
-    from lightning_fabric.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+    from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
     trainer = instantiate(cfg.trainer)(logger=False, enable_checkpointing=False)
     launcher = getattr(trainer.strategy, "launcher", None)

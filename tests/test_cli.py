@@ -196,3 +196,15 @@ def test_data_local_requires_a_root(tmp_path, stilts_cache) -> None:
     run = stilts("target=xnli", "experiment=quickstart", "data=local", cache=stilts_cache, cwd=tmp_path, timeout=300)
     assert run.returncode == 2
     assert "data.root" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.slow
+def test_hydra_run_dir_chooses_where_the_run_goes(tmp_path, stilts_cache) -> None:
+    chosen = tmp_path / "my-run"
+    run = stilts("target=xnli", "experiment=quickstart", "target.languages=[en]", "train.max_epochs=1",
+                 f"hydra.run.dir={chosen}", cache=stilts_cache, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads((chosen / "results.json").read_text())["config"]["paths"]["run_dir"] == str(chosen)
+    assert (chosen / "predictions" / "test-en.tsv").exists() and (chosen / "logs" / "1-xnli" / "metrics.csv").exists()
+    assert not (tmp_path / "outputs" / "runs").exists()
+    assert len(list((tmp_path / "outputs" / "stages").glob("xnli-*"))) == 1  # the shared stage store

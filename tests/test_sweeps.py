@@ -22,6 +22,11 @@ PIPELINE = ("+intermediate=squad", "target=tydiqa", "experiment=quickstart", "ta
 KILL_POINTS = ("train:squad:3", "validate:squad:1", "train:tydiqa:2", "publish:squad", "test:tydiqa")
 
 
+def out(run: subprocess.CompletedProcess) -> str:
+    """Everything a run printed (Hydra's logging goes to stdout, errors to stderr)."""
+    return run.stdout + run.stderr
+
+
 def _results(workspace: Path, target: str = "tydiqa", chain: str = "squad", **kwargs) -> dict:
     return json.loads((run_folder(workspace / "outputs" / "runs", target, chain, **kwargs) / "results.json").read_text())
 
@@ -49,7 +54,7 @@ def test_a_run_killed_anywhere_reruns_to_the_same_metrics(point, reference, tmp_
     assert not list((tmp_path / "outputs" / "runs").rglob("results.json"))
     rerun = stilts(*PIPELINE, cache=stilts_cache, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "waiting for job" not in rerun.stderr  # the killed job's lock died with it
+    assert "waiting for job" not in out(rerun)  # the killed job's lock died with it
     expected, got = _results(reference, languages=["en", "sw"]), _results(tmp_path, languages=["en", "sw"])
     assert got["metrics"] == expected["metrics"] and got["score"] == expected["score"]
     assert got["intermediate_metrics"] == expected["intermediate_metrics"]
@@ -57,7 +62,7 @@ def test_a_run_killed_anywhere_reruns_to_the_same_metrics(point, reference, tmp_
     stage = "1-squad" if task == "squad" else "2-tydiqa"
     if kind != "test":  # killed inside a stage: it resumed from its last checkpoint, and says so
         assert got["resumed"] and got["stages"][stage]["resumed_from_steps"]
-        assert "resuming from" in rerun.stderr
+        assert "resuming from" in out(rerun)
     if kind == "train" and task == "squad":  # the log keeps the rows before the kill, without duplicates
         assert _metrics_csv(tmp_path, stage) == _metrics_csv(reference, stage)
     # Exported stages keep only what reuse needs.
@@ -74,7 +79,7 @@ def test_a_damaged_checkpoint_is_set_aside_and_the_stage_trained_again(reference
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     rerun = stilts(*PIPELINE, cache=stilts_cache, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "is damaged" in rerun.stderr and "Traceback" not in rerun.stderr
+    assert "is damaged" in out(rerun) and "Traceback" not in out(rerun)
     assert _results(tmp_path, languages=["en", "sw"])["metrics"] == _results(reference, languages=["en", "sw"])["metrics"]
 
 
@@ -89,7 +94,7 @@ def test_damaged_results_and_stage_files_are_detected_and_redone(reference, tmp_
     (run / "results.json").write_text('{"target": "tydiqa", "metr')
     again = stilts(*PIPELINE, cache=stilts_cache, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "is damaged" in again.stderr and "): training" not in again.stderr
+    assert "is damaged" in out(again) and "): training" not in out(again)
     assert _results(tmp_path, languages=["en", "sw"])["metrics"] == expected["metrics"]
     # Truncated weights beside an intact stage.json, and a truncated stage.json: both stages retrained.
     weights = squad / "encoder" / "model.safetensors"
@@ -97,8 +102,9 @@ def test_damaged_results_and_stage_files_are_detected_and_redone(reference, tmp_
     (tydiqa / "stage.json").write_text((tydiqa / "stage.json").read_text()[:50])
     again = stilts(*PIPELINE, "overwrite=true", cache=stilts_cache, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stderr.count("is damaged") == 2 and "Traceback" not in again.stderr
-    assert "Stage 1-squad (intermediate): training" in again.stderr
+    damaged = [line for line in out(again).splitlines() if "is damaged" in line]
+    assert len(damaged) == 2 and "Traceback" not in out(again), damaged
+    assert "Stage 1-squad (intermediate): training" in out(again)
     assert list(squad.glob("stage.json.damaged-*")) and list(tydiqa.glob("stage.json.damaged-*"))
     assert _results(tmp_path, languages=["en", "sw"])["metrics"] == expected["metrics"]
 
@@ -112,7 +118,7 @@ def test_two_concurrent_jobs_train_a_shared_stage_once(tmp_path, stilts_cache) -
             for target in ("xnli", "pawsx")]
     outputs = [job.communicate(timeout=600) for job in jobs]
     assert [job.returncode for job in jobs] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
-    logs = "".join(err for _, err in outputs)
+    logs = "".join(stdout + stderr for stdout, stderr in outputs)
     assert logs.count("Stage 1-squad (intermediate): training") == 1
     assert "Stage 1-squad: reusing" in logs
     [stage] = (tmp_path / "outputs" / "stages").glob("squad-*")
@@ -138,7 +144,7 @@ def test_a_failing_sweep_job_does_not_stop_the_others_and_a_rerun_finishes_it(tm
     first = stilts(*sweep, cache=stilts_cache, cwd=tmp_path, timeout=900)
     assert first.returncode == 1
     assert "3 jobs: 2 done, 0 skipped (already finished), 1 failed" in first.stdout
-    assert "error: 1 of 3 sweep jobs failed" in first.stderr and "Traceback" not in first.stderr
+    assert "error: 1 of 3 sweep jobs failed" in out(first) and "Traceback" not in out(first)
     runs = tmp_path / "outputs" / "runs"
     failed = run_folder(runs, "pawsx", "none", languages=["en"])
     assert str(train) in json.loads((failed / "failed.json").read_text())["error"]
@@ -149,7 +155,7 @@ def test_a_failing_sweep_job_does_not_stop_the_others_and_a_rerun_finishes_it(tm
     second = stilts(*sweep, cache=stilts_cache, cwd=tmp_path, timeout=900)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "3 jobs: 1 done, 2 skipped (already finished), 0 failed" in second.stdout
-    assert second.stderr.count("skipping this run") == 2
+    assert out(second).count("skipping this run") == 2
     assert (failed / "results.json").exists() and not (failed / "failed.json").exists()
 
 
@@ -158,8 +164,8 @@ def test_a_diverging_stage_stops_with_one_error_and_is_never_marked_finished(tmp
     run = stilts("target=xnli", "experiment=quickstart", "target.languages=[en]", "train.lr=1e6",
                  "train.checkpoint_every_n_steps=1", cache=stilts_cache, cwd=tmp_path)
     assert run.returncode == 2, run.stderr[-3000:]
-    [error] = [line for line in run.stderr.splitlines() if line.startswith("error:")]
-    assert "stage 1-xnli" in error and "diverged" in error and "lr 1e+06" in error and "Traceback" not in run.stderr
+    [error] = [line for line in out(run).splitlines() if line.startswith("error:")]
+    assert "stage 1-xnli" in error and "diverged" in error and "lr 1e+06" in error and "Traceback" not in out(run)
     [stage] = (tmp_path / "outputs" / "stages").glob("xnli-*")
     assert not (stage / "stage.json").exists()
     assert (stage / "lightning" / "last.ckpt").exists()  # the last good checkpoint stays
@@ -173,7 +179,7 @@ def test_joblib_sweep_of_three_by_three_trains_each_intermediate_once(tmp_path, 
                    cache=stilts_cache, cwd=tmp_path, timeout=1500)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
     assert "9 jobs: 9 done" in sweep.stdout
-    logs = sweep.stdout + sweep.stderr
+    logs = out(sweep)
     runs = tmp_path / "outputs" / "runs"
     assert len(list(runs.rglob("results.json"))) == 9
     for task in ("squad", "mnli"):
@@ -186,7 +192,21 @@ def test_ddp_jobs_of_a_multirun_run_alone(tmp_path, stilts_cache) -> None:
     sweep = stilts("-m", "trainer=ddp_cpu", "target=xnli,pawsx", "experiment=quickstart", "target.languages=[en]",
                    "train.max_epochs=1", cache=stilts_cache, cwd=tmp_path, timeout=1200)
     assert sweep.returncode == 0, sweep.stderr[-3000:]
-    assert (sweep.stdout + sweep.stderr).count("Launching 2 jobs locally") == 1
+    assert out(sweep).count("Launching 2 jobs locally") == 1
     for target in ("xnli", "pawsx"):
         results = _results(tmp_path, target, "none", languages=["en"])
         assert results["stages"][f"1-{target}"]["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_moving_the_outputs_and_the_cache_reruns_nothing(reference, tmp_path) -> None:
+    moved = tmp_path / "moved"
+    shutil.copytree(reference / "outputs", moved / "outputs", symlinks=True)
+    fresh_cache = tmp_path / "fresh-cache"  # the tiny model is rebuilt there, bit-identically
+    again = stilts(*PIPELINE, cache=fresh_cache, cwd=moved)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "skipping this run" in out(again)
+    other = stilts(*PIPELINE[:3], "target.languages=[ko]", cache=fresh_cache, cwd=moved)
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert "): training" not in out(other)
+    assert out(other).count("reusing") >= 2
