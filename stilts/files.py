@@ -87,10 +87,15 @@ def record_matches(path: str | Path, record: Any) -> bool:
 
 
 def tree_records(folder: str | Path, exclude: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
-    """Records of every file below `folder` (relative POSIX paths), except those under `exclude`."""
+    """Records of every file below `folder` (relative POSIX paths), except hidden ones (locks,
+    unfinished temporary files) and those under `exclude`."""
     folder = Path(folder)
-    return {path.relative_to(folder).as_posix(): file_record(path) for path in sorted(folder.rglob("*"))
-            if path.is_file() and not path.relative_to(folder).parts[0] in exclude}
+    records = {}
+    for path in sorted(folder.rglob("*")):
+        parts = path.relative_to(folder).parts
+        if path.is_file() and parts[0] not in exclude and not any(part.startswith(".") for part in parts):
+            records[path.relative_to(folder).as_posix()] = file_record(path)
+    return records
 
 
 def replace_folder(staging: Path, final: Path) -> None:

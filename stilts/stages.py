@@ -34,7 +34,7 @@ LOCK_FILE = ".lock"
 OWNER_FILE = ".lock-owner.json"  # who holds the lock, for the waiting jobs' messages
 CLAIM_FILE = ".training.json"  # which job trains the stage now (its DDP ranks join it)
 CHECKPOINTS = "lightning"  # Lightning checkpoints: resume state, removed once the stage is exported
-NOT_VOUCHED = (STAGE_FILE, LOCK_FILE, OWNER_FILE, CLAIM_FILE, CHECKPOINTS)
+NOT_VOUCHED = (STAGE_FILE, CHECKPOINTS)  # nor hidden files (locks, claims, unfinished writes)
 WAIT_REPORT_SECONDS = 60.0
 
 

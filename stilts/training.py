@@ -10,6 +10,7 @@ as safetensors, the Lightning checkpoints are removed unless `keep_checkpoints=t
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
@@ -23,13 +24,13 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from stilts import stages
 from stilts.data.datamodule import TaskDataModule
 from stilts.data.featurize import FeaturizeSettings
 from stilts.errors import DivergedError, StiltsError
-from stilts.files import read_json, write_json_atomic, write_text_atomic
+from stilts.files import atomic_output, read_json, replace_folder, write_json_atomic, write_text_atomic
 from stilts.loggers import CSVLogger
 from stilts.model.encoder import load_encoder, load_tokenizer
 from stilts.model.heads import build_head
@@ -126,12 +127,17 @@ def _resume_point(stage: Stage, layout: Mapping[str, int]) -> Path | None:
 
 def _export(stage: Stage, module: StiltsModule, tokenizer, datamodule: TaskDataModule,
             summary: Mapping[str, Any], keep_checkpoints: bool) -> None:
-    """Encoder as safetensors (loadable with from_pretrained), head apart, dev predictions; then
-    stage.json with every file's checksum; then the Lightning checkpoints go (unless kept)."""
+    """Encoder as safetensors (loadable with from_pretrained), head apart, dev predictions, each
+    written under a temporary name first; then stage.json with every file's checksum; then the
+    Lightning checkpoints go (unless kept)."""
     write_predictions(stage.spec, datamodule, "val", stage.directory / "predictions")
-    module.encoder.save_pretrained(stage.encoder_dir, safe_serialization=True)
-    tokenizer.save_pretrained(stage.encoder_dir)
-    save_file({k: v.contiguous() for k, v in module.head.state_dict().items()}, str(stage.directory / "head.safetensors"))
+    staging = stage.directory / f".encoder-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    module.encoder.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
+    replace_folder(staging, stage.encoder_dir)
+    with atomic_output(stage.directory / "head.safetensors") as stream:
+        stream.write(save({k: v.contiguous() for k, v in module.head.state_dict().items()}))
     stages.publish(stage.directory, summary)
     if not keep_checkpoints:
         shutil.rmtree(stage.directory / stages.CHECKPOINTS, ignore_errors=True)

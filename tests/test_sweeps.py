@@ -210,3 +210,14 @@ def test_moving_the_outputs_and_the_cache_reruns_nothing(reference, tmp_path) ->
     assert other.returncode == 0, other.stderr[-3000:]
     assert "): training" not in out(other)
     assert out(other).count("reusing") >= 2
+
+
+@pytest.mark.slow
+def test_keep_checkpoints_keeps_them_beside_the_export(tmp_path, stilts_cache) -> None:
+    run = stilts("target=xnli", "experiment=quickstart", "target.languages=[en]", "train.max_epochs=1",
+                 "keep_checkpoints=true", "train.checkpoint_every_n_steps=1", cache=stilts_cache, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    [stage] = (tmp_path / "outputs" / "stages").glob("xnli-*")
+    assert (stage / "lightning" / "last.ckpt").exists() and (stage / "lightning" / "best.ckpt").exists()
+    vouched = json.loads((stage / "stage.json").read_text())["files"]
+    assert "encoder/model.safetensors" in vouched and not [name for name in vouched if name.startswith(("lightning", "."))]
