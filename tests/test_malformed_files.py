@@ -11,7 +11,7 @@ import pytest
 
 from stilts.errors import StiltsError
 from stilts.tasks import get_task
-from stilts.tasks.formats import read_commonsenseqa_jsonl, read_conllu, read_hellaswag_jsonl, read_squad_json
+from stilts.tasks.formats import read_conllu, read_hellaswag_jsonl, read_squad_json
 from stilts.tasks.sources import read_files
 from stilts.tasks.udpos import UPOS
 

@@ -19,7 +19,8 @@ from tests.test_cli import run_folder, stilts
 FAULTS = Path(__file__).resolve().parent / "faults"
 PIPELINE = ("+intermediate=squad", "target=tydiqa", "experiment=quickstart", "target.languages=[en,sw]",
             "train.checkpoint_every_n_steps=2")
-KILL_POINTS = ("train:squad:3", "validate:squad:1", "train:tydiqa:2", "publish:squad", "test:tydiqa")
+KILL_POINTS = ("train:squad:3", "validate:squad:1", "publish:squad", "train:tydiqa:2", "validate:tydiqa:2",
+               "publish:tydiqa", "test:tydiqa")
 
 
 def out(run: subprocess.CompletedProcess) -> str:

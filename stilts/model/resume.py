@@ -11,6 +11,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from stilts.files import HashingWriter, atomic_output, read_json, record_matches, write_json_atomic
 
@@ -65,6 +66,24 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(python_state), python_gauss))
 
 
+class _StepCheckpoint(ModelCheckpoint):
+    """A resume point every N optimizer steps, except an epoch's last step: that one is saved after
+    the epoch's validation (Lightning restarting from before it would skip that validation, and
+    model selection would miss the epoch)."""
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
+        if not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            super().on_train_batch_end(trainer, *args, **kwargs)
+
+
+def resume_checkpoints(folder: Path, every_n_steps: int) -> list[ModelCheckpoint]:
+    """The callbacks that keep `folder/last.ckpt` current: mid-epoch and after each validation.
+    Put them after the model-selection checkpoint, so the state they save includes its update."""
+    common = {"dirpath": folder, "filename": "last", "save_top_k": 1, "enable_version_counter": False}
+    return [_StepCheckpoint(every_n_train_steps=every_n_steps, **common),
+            ModelCheckpoint(every_n_epochs=1, save_on_train_epoch_end=False, **common)]
+
+
 class ExactResume(pl.Callback):
     """Saves the RNG state with every checkpoint and puts it back right before the first training
     batch after a resume (dropout then draws exactly what it would have drawn). Also hands the
@@ -74,7 +93,6 @@ class ExactResume(pl.Callback):
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None
         self._loader_states: list[dict[str, Any]] = []
-        self.resumed_from_step: int | None = None
 
     def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         checkpoint["stilts_rng"] = _rng_state()
@@ -82,7 +100,6 @@ class ExactResume(pl.Callback):
     def on_load_checkpoint(self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
         self._pending = checkpoint.get("stilts_rng")
         self._loader_states = checkpoint["loops"]["fit_loop"]["state_dict"].get("combined_loader", [])
-        self.resumed_from_step = int(checkpoint.get("global_step", 0))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         loaders = trainer.train_dataloader
