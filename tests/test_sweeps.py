@@ -4,6 +4,7 @@ the others, a diverged or damaged stage is never reused."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -19,7 +20,9 @@ from tests.test_cli import run_folder, stilts
 FAULTS = Path(__file__).resolve().parent / "faults"
 PIPELINE = ("+intermediate=squad", "target=tydiqa", "experiment=quickstart", "target.languages=[en,sw]",
             "train.checkpoint_every_n_steps=2")
-KILL_POINTS = ("train:squad:3", "validate:squad:1", "publish:squad", "train:tydiqa:2", "validate:tydiqa:2",
+# Mid-epoch, at an epoch's end (step 8 ends epoch 2 of the quickstart's SQuAD), during validation, before
+# stage.json, in the second stage, during the zero-shot evaluation.
+KILL_POINTS = ("train:squad:3", "train:squad:9", "validate:squad:1", "publish:squad", "train:tydiqa:2", "validate:tydiqa:2",
                "publish:tydiqa", "test:tydiqa")
 
 
@@ -32,9 +35,11 @@ def _results(workspace: Path, target: str = "tydiqa", chain: str = "squad", **kw
     return json.loads((run_folder(workspace / "outputs" / "runs", target, chain, **kwargs) / "results.json").read_text())
 
 
-def _metrics_csv(workspace: Path, stage: str) -> str:
-    return (run_folder(workspace / "outputs" / "runs", "tydiqa", "squad", languages=["en", "sw"])
-            / "logs" / stage / "metrics.csv").read_text()
+def _metrics_csv(workspace: Path, stage: str) -> list[list[str]]:
+    """The stage's CSV log rows (epoch, step, values...), without the header."""
+    path = (run_folder(workspace / "outputs" / "runs", "tydiqa", "squad", languages=["en", "sw"])
+            / "logs" / stage / "metrics.csv")
+    return list(csv.reader(path.read_text().splitlines()))[1:]
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +70,17 @@ def test_a_run_killed_anywhere_reruns_to_the_same_metrics(point, reference, tmp_
         assert got["resumed"] and got["stages"][stage]["resumed_from_steps"]
         assert "resuming from" in out(rerun)
     if kind == "train" and task == "squad":  # the log keeps the rows before the kill, without duplicates
-        assert _metrics_csv(tmp_path, stage) == _metrics_csv(reference, stage)
-    # Exported stages keep only what reuse needs.
-    for folder in (tmp_path / "outputs" / "stages").iterdir():
-        assert not (folder / "lightning").exists() and (folder / "encoder" / "model.safetensors").exists()
+        resumed_at = got["stages"][stage]["resumed_from_steps"][-1]
+        rows, expected_rows = (_metrics_csv(workspace, stage) for workspace in (tmp_path, reference))
+        assert [row[:2] for row in rows] == [row[:2] for row in expected_rows]
+        assert [row for row in rows if int(row[1]) < resumed_at] == \
+            [row for row in expected_rows if int(row[1]) < resumed_at]
+    # The same stages, bit for bit, keeping only what reuse needs.
+    for folder in (reference / "outputs" / "stages").iterdir():
+        rerun_folder = tmp_path / "outputs" / "stages" / folder.name
+        assert not (rerun_folder / "lightning").exists()
+        for name in ("encoder/model.safetensors", "head.safetensors"):
+            assert (rerun_folder / name).read_bytes() == (folder / name).read_bytes(), (folder.name, name)
 
 
 @pytest.mark.slow
