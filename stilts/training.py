@@ -35,7 +35,7 @@ from stilts.loggers import CSVLogger
 from stilts.model.encoder import load_encoder, load_tokenizer
 from stilts.model.heads import build_head
 from stilts.model.module import OptimSettings, StiltsModule
-from stilts.model.resume import AtomicCheckpointIO, ExactResume, checkpoint_intact, resume_checkpoints
+from stilts.model.resume import AtomicCheckpointIO, ExactResume, ResumeCheckpoint, checkpoint_intact
 from stilts.stages import Stage
 from stilts.tasks.predictions import render_predictions
 from stilts.tasks.spec import TaskSpec
@@ -179,7 +179,7 @@ def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, run_name: str)
         if resume_from is not None:
             write_json_atomic(folder / RESUMES_FILE, resumes)
     loggers = make_loggers(cfg, stage.name, stage.role, run_name, resume_step)
-    trainer = make_trainer(cfg, stage, loggers, [exact, best, *resume_checkpoints(folder, cfg.train.checkpoint_every_n_steps)], max_epochs=epochs,
+    trainer = make_trainer(cfg, stage, loggers, [exact, best, ResumeCheckpoint(folder, cfg.train.checkpoint_every_n_steps)], max_epochs=epochs,
                            accumulate_grad_batches=accumulation)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)

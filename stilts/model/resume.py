@@ -66,22 +66,24 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(python_state), python_gauss))
 
 
-class _StepCheckpoint(ModelCheckpoint):
-    """A resume point every N optimizer steps, except an epoch's last step: that one is saved after
-    the epoch's validation (Lightning restarting from before it would skip that validation, and
-    model selection would miss the epoch)."""
+class ResumeCheckpoint(ModelCheckpoint):
+    """`last.ckpt` every N optimizer steps, right after the step (never between the micro-batches of
+    one accumulated step, whose gradients a checkpoint does not hold), and never at an epoch's last
+    step: Lightning restarting from there skips that epoch's validation, so model selection would
+    miss the epoch. After a crash at an epoch's end, the rerun replays from the last mid-epoch point."""
+
+    def __init__(self, folder: Path, every_n_steps: int) -> None:
+        super().__init__(dirpath=folder, filename="last", save_top_k=1, enable_version_counter=False,
+                         every_n_train_steps=every_n_steps)
+        self._step_at_batch_start = -1
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
+        self._step_at_batch_start = trainer.global_step
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
-        if not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+        stepped = trainer.global_step != self._step_at_batch_start
+        if stepped and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
             super().on_train_batch_end(trainer, *args, **kwargs)
-
-
-def resume_checkpoints(folder: Path, every_n_steps: int) -> list[ModelCheckpoint]:
-    """The callbacks that keep `folder/last.ckpt` current: mid-epoch and after each validation.
-    Put them after the model-selection checkpoint, so the state they save includes its update."""
-    common = {"dirpath": folder, "filename": "last", "save_top_k": 1, "enable_version_counter": False}
-    return [_StepCheckpoint(every_n_train_steps=every_n_steps, **common),
-            ModelCheckpoint(every_n_epochs=1, save_on_train_epoch_end=False, **common)]
 
 
 class ExactResume(pl.Callback):
