@@ -35,7 +35,7 @@ from stilts.loggers import CSVLogger
 from stilts.model.encoder import load_encoder, load_tokenizer
 from stilts.model.heads import build_head
 from stilts.model.module import OptimSettings, StiltsModule
-from stilts.model.resume import AtomicCheckpointIO, ExactResume, ResumeCheckpoint, checkpoint_intact
+from stilts.model.resume import AtomicCheckpointIO, ExactResume, ResumeCheckpoint, checkpoint_intact, checkpoint_step
 from stilts.stages import Stage
 from stilts.tasks.predictions import render_predictions
 from stilts.tasks.spec import TaskSpec
@@ -171,7 +171,7 @@ def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, run_name: str)
     resumes = (read_json(folder / RESUMES_FILE) or []) if resume_from else []
     resume_step = None
     if resume_from is not None:
-        resume_step = int(torch.load(resume_from, map_location="cpu", weights_only=True, mmap=True)["global_step"])
+        resume_step = checkpoint_step(resume_from)
         resumes = [*resumes, resume_step]
         log.info("Stage %s: resuming from %s (step %d)", stage.name, resume_from, resume_step)
     if rank_zero_only.rank == 0:
@@ -179,8 +179,8 @@ def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, run_name: str)
         if resume_from is not None:
             write_json_atomic(folder / RESUMES_FILE, resumes)
     loggers = make_loggers(cfg, stage.name, stage.role, run_name, resume_step)
-    trainer = make_trainer(cfg, stage, loggers, [exact, best, ResumeCheckpoint(folder, cfg.train.checkpoint_every_n_steps)], max_epochs=epochs,
-                           accumulate_grad_batches=accumulation)
+    callbacks = [exact, best, ResumeCheckpoint(folder, cfg.train.checkpoint_every_n_steps)]
+    trainer = make_trainer(cfg, stage, loggers, callbacks, max_epochs=epochs, accumulate_grad_batches=accumulation)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
         if best.best_model_path:  # model selection on the English dev set

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from stilts.data.sampling import ResumableDataLoader, ResumableSampler
-from stilts.model.resume import AtomicCheckpointIO, _rng_state, _set_rng_state, checkpoint_intact
+from stilts.model.resume import AtomicCheckpointIO, _rng_state, _set_rng_state, checkpoint_intact, checkpoint_step
 
 
 def _loader(epoch: int) -> ResumableDataLoader:
@@ -58,7 +58,7 @@ def test_ranks_see_disjoint_shares() -> None:
 def test_checkpoints_are_checksummed_and_a_truncated_one_is_detected(tmp_path) -> None:
     io, path = AtomicCheckpointIO(), tmp_path / "last.ckpt"
     io.save_checkpoint({"state_dict": {"w": torch.arange(1000.0)}, "global_step": 3}, path)
-    assert checkpoint_intact(path) and not list(tmp_path.glob(".last.ckpt.*"))
+    assert checkpoint_intact(path) and checkpoint_step(path) == 3 and not list(tmp_path.glob(".last.ckpt.*"))
     assert io.load_checkpoint(path)["global_step"] == 3
     path.write_bytes(path.read_bytes()[:100])
     assert not checkpoint_intact(path)

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.plugins import TorchCheckpointIO
 
 from stilts.files import HashingWriter, atomic_output, read_json, record_matches, write_json_atomic
 
@@ -29,7 +29,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         with atomic_output(path) as stream:
             writer = HashingWriter(stream)
             torch.save(checkpoint, writer)
-        write_json_atomic(_record_path(path), writer.record())
+        write_json_atomic(_record_path(path), dict(writer.record(), global_step=checkpoint.get("global_step")))
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
@@ -42,6 +42,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def checkpoint_intact(path: Path) -> bool:
     """Whether a checkpoint is complete: its recorded size and checksum still match."""
     return record_matches(path, read_json(_record_path(path)))
+
+
+def checkpoint_step(path: Path) -> int:
+    """The optimizer step a checkpoint was written at (from its record: no need to load it)."""
+    return int(read_json(_record_path(path))["global_step"])
 
 
 def _rng_state() -> dict[str, Any]:
