@@ -13,6 +13,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from stilts.errors import StiltsError
+from stilts.mixtures import expand_intermediate, is_mixture
 from stilts.tasks import get_task
 
 POSITIVE_INTS = ("train.micro_batch_size", "train.eval_batch_size", "train.checkpoint_every_n_steps")
@@ -63,7 +64,11 @@ def _positive_int(key: str, value: Any, optional: bool = False) -> None:
 
 def _stage_settings(cfg: DictConfig) -> dict[str, Any]:
     """Every stage's settings node by its config key."""
-    nodes = {f"intermediate.{name}": node for name, node in (cfg.get("intermediate") or {}).items()}
+    nodes = {}
+    for name, node in expand_intermediate(cfg.get("intermediate") or {}).items():
+        members = node["tasks"] if is_mixture(node) else {name: node}
+        prefix = f"intermediate.{name}.tasks." if is_mixture(node) else "intermediate."
+        nodes.update({f"{prefix}{task}": OmegaConf.create(settings) for task, settings in members.items()})
     nodes.update({f"target.before.{name}": node for name, node in (cfg.target.get("before") or {}).items()})
     nodes["target"] = cfg.target
     return nodes

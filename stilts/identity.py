@@ -19,7 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 # Bump when what a stage folder holds, or how features are built, changes meaning.
-STAGE_FORMAT = 3
+STAGE_FORMAT = 4  # 4: heads/<task>.safetensors, per-task facts in stage.json, mixtures
 
 # Top-level keys that never change a number.
 INFRASTRUCTURE_TOP = frozenset({"hydra", "paths", "logger", "overwrite", "keep_checkpoints"})
@@ -66,8 +66,3 @@ def model_tag(name_or_path: str) -> str:
     """A readable folder name for a model: the last part of a Hub id or a local path."""
     tag = PurePath(str(name_or_path).rstrip("/")).name or "model"
     return re.sub(r"[^A-Za-z0-9._-]+", "_", tag)
-
-
-def run_key_resolver(*, _root_: DictConfig) -> str:
-    """`${stilts.run_key:}`: the run folder's suffix, computed from the whole job config."""
-    return run_key(_root_)

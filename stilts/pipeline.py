@@ -35,8 +35,9 @@ from stilts.model.embeddings import EmbeddingSettings, SentenceEmbedder
 from stilts.model.encoder import load_encoder, load_tokenizer, resolve_pretrained
 from stilts.model.heads import build_head
 from stilts.model.module import StiltsModule
-from stilts.results import build_results, format_table, read_results
-from stilts.stages import Stage
+from stilts.results import average_metrics, build_results, format_table, read_results
+from stilts.mixtures import is_mixture
+from stilts.stages import Stage, StageTask
 from stilts.tasks import get_task
 from stilts.tasks.sources import check_languages, find_files
 from stilts.tasks.spec import TaskSpec
@@ -62,49 +63,68 @@ def pretrained_identity(source: str) -> dict[str, Any]:
     return {"hub": source}
 
 
-def data_identity(cfg: DictConfig, spec: TaskSpec) -> dict[str, Any]:
-    """What a stage trains and selects on: the content of its train and dev files (not where the
-    data root is), or its Hub datasets."""
-    language = spec.train_language
+def data_identity(cfg: DictConfig, spec: TaskSpec, languages: Sequence[str]) -> dict[str, Any]:
+    """What a stage trains and selects on: the content of its train and dev files in every
+    language it trains on (not where the data root is), or its Hub datasets."""
     if cfg.data.source == "hub":
-        return {"hub": [[part.path, part.name(language), part.splits.get(split)] for split in ("train", "dev")
-                        for part in spec.hub if split in part.splits]}
+        return {"hub": [[part.path, part.name(language), part.splits.get(split)] for language in languages
+                        for split in ("train", "dev") for part in spec.hub if split in part.splits]}
     root = Path(cfg.data.root).expanduser()
-    return {split: [file_record(path) for path in find_files(spec, split, language, root)] for split in ("train", "dev")}
+    return {split: [file_record(path) for language in languages for path in find_files(spec, split, language, root)]
+            for split in ("train", "dev")}
+
+
+def _stage_task(name: str, settings: Mapping[str, Any], role: str) -> StageTask:
+    spec = get_task(name)
+    languages = settings.get("languages") if role == "intermediate" else None
+    return StageTask(spec, settings, tuple(languages or [spec.train_language]))
+
+
+def _tunables(task: StageTask, role: str) -> dict[str, Any]:
+    """Settings that change weights: a target's languages are evaluation languages, an
+    intermediate task's are training languages."""
+    skip = EVALUATION_ONLY if role != "intermediate" else tuple(k for k in EVALUATION_ONLY if k != "languages")
+    return {k: v for k, v in task.settings.items() if k not in skip}
 
 
 def plan_stages(cfg: DictConfig, pretrained: str | None = None) -> list[Stage]:
-    """Intermediate stages in the order given, the target's own `before` stages (part of its recipe,
-    e.g. XTREME-R trains XCOPA on SIQA then COPA), then the target stage; keys chain through the plan.
-    `pretrained` is what the first stage loads (the resolved model source)."""
+    """Intermediate stages in the order given (single tasks or mixtures), the target's own `before`
+    stages (part of its recipe, e.g. XTREME-R trains XCOPA on SIQA then COPA), then the target
+    stage; keys chain through the plan. `pretrained` is what the first stage loads (the resolved
+    model source). `cfg.intermediate` is expanded (stilts.mixtures)."""
     identity = config_identity(cfg)
     shared = {"format": STAGE_FORMAT, "features": FEATURES_VERSION, "train": identity["train"],
               "trainer": trainer_identity(identity["trainer"]), "seed": cfg.seed, "source": cfg.data.source}
     parent: dict[str, Any] = {"pretrained": pretrained_identity(pretrained or cfg.model.name_or_path)}
-    tasks = [(name, settings, "intermediate") for name, settings in (cfg.get("intermediate") or {}).items()]
-    tasks += [(name, settings, "target-recipe") for name, settings in (cfg.target.get("before") or {}).items()]
+    stages_in_order = [(name, settings, "intermediate") for name, settings in (cfg.get("intermediate") or {}).items()]
+    stages_in_order += [(name, settings, "target-recipe") for name, settings in (cfg.target.get("before") or {}).items()]
     if get_task(cfg.target.name).retrieve is None:  # retrieval targets have no training stage
-        tasks.append((cfg.target.name, cfg.target, "target"))
+        stages_in_order.append((cfg.target.name, cfg.target, "target"))
     planned = []
-    for index, (name, settings, role) in enumerate(tasks, start=1):
-        spec = get_task(name)
-        resolved = OmegaConf.to_container(settings, resolve=True)
-        tunables = {k: v for k, v in resolved.items() if k not in EVALUATION_ONLY}
-        key = digest({**shared, "parent": parent, "task": name, "settings": tunables,
-                      "data": data_identity(cfg, spec)})
-        planned.append(Stage(index, role, spec, resolved, key, Path(cfg.paths.stages_dir) / f"{name}-{key}"))
+    for index, (label, settings, role) in enumerate(stages_in_order, start=1):
+        resolved = OmegaConf.to_container(settings, resolve=True) if OmegaConf.is_config(settings) else dict(settings)
+        mixture = None
+        if is_mixture(resolved):
+            mixture = {k: v for k, v in resolved.items() if k != "tasks"}
+            tasks = {name: _stage_task(name, member, role) for name, member in resolved["tasks"].items()}
+        else:
+            tasks = {label: _stage_task(label, resolved, role)}
+        described = {name: {"settings": _tunables(task, role), "data": data_identity(cfg, task.spec, task.languages)}
+                     for name, task in tasks.items()}
+        key = digest({**shared, "parent": parent, "stage": label, "mixture": mixture, "tasks": described})
+        planned.append(Stage(index, role, label, tasks, key, Path(cfg.paths.stages_dir) / f"{label}-{key}", mixture))
         parent = {"stage": key}
     return planned
 
 
-def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, run_name: str) -> dict[str, Any]:
+def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: str, run_name: str) -> dict[str, Any]:
     """The stage's summary: reused when finished and intact, else trained here, under the stage's
     lock (a job that needs a stage another job is training waits, then reuses it). Under DDP, rank 0
     decides and the other ranks follow it."""
     if rank_zero_only.rank != 0:
         summary = stages.await_rank_zero(stage.directory, stage.name)
         if summary is None:
-            fit_stage(cfg, stage, encoder_source, run_name)
+            fit_stage(cfg, stage, encoder_source, pretrained, run_name)
             _barrier()
             summary = read_json(stage.directory / stages.STAGE_FILE)
         return summary
@@ -115,7 +135,7 @@ def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, run_name: 
             if summary is None:
                 stages.claim(stage.directory)
                 try:
-                    fit_stage(cfg, stage, encoder_source, run_name)
+                    fit_stage(cfg, stage, encoder_source, pretrained, run_name)
                 finally:
                     stages.unclaim(stage.directory)
                 _barrier()
@@ -128,12 +148,13 @@ def evaluate_target(cfg: DictConfig, stage: Stage, summary: Mapping[str, Any], l
                     run_name: str, predictions_dir: Path) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """Zero-shot evaluation of the exported target model on every requested language:
     (metrics per language, task score per language); predictions go to predictions_dir."""
-    labels = summary.get("labels") or list(stage.spec.labels)
+    labels = summary["tasks"][stage.label]["labels"]
     tokenizer, encoder = load_tokenizer(str(stage.encoder_dir)), load_encoder(str(stage.encoder_dir))
     head = build_head(stage.spec.head, encoder.config.hidden_size, len(labels))
-    head.load_state_dict(load_file(str(stage.directory / "head.safetensors")))
-    module = StiltsModule(encoder, head)
-    datamodule = make_datamodule(cfg, stage, tokenizer, train=False, languages=languages, labels=labels)
+    head.load_state_dict(load_file(str(stage.head_file(stage.label))))
+    module = StiltsModule(encoder, {stage.label: head})
+    datamodule = make_datamodule(cfg, stage.tasks[stage.label], tokenizer, train=False, languages=languages,
+                                 labels=labels)
     loggers = make_loggers(cfg, f"zero-shot-{stage.spec.name}", "evaluation", run_name)
     trainer = make_trainer(cfg, stage, loggers, [])
     failed = True
@@ -211,6 +232,27 @@ def _finished_run(results_path: Path, key: str, overwrite: bool) -> dict[str, An
     return None
 
 
+def describe_stage(stage: Stage) -> dict[str, Any]:
+    """What an intermediate stage trained on, for reports grouping runs (single task vs mixture,
+    domains, monolingual vs multilingual)."""
+    languages = {name: list(task.languages) for name, task in stage.tasks.items()}
+    return {"name": stage.label, "tasks": list(stage.tasks), "languages": languages,
+            "domains": {name: task.spec.domain for name, task in stage.tasks.items()},
+            "multilingual": any(set(langs) != {"en"} for langs in languages.values()),
+            "mixture": dict(stage.mixture) if stage.mixture is not None else None}
+
+
+def _intermediate_metrics(stages: Sequence[Stage], summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Each intermediate task's dev metrics (averaged over its dev languages): by task name for a
+    single-task stage, by `<mixture>/<task>` for a mixture's members."""
+    metrics = {}
+    for stage in stages:
+        for name, facts in summaries[stage.name]["tasks"].items():
+            key = name if stage.mixture is None else f"{stage.label}/{name}"
+            metrics[key] = average_metrics(facts["dev_metrics"])
+    return metrics
+
+
 def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
     """Run (or resume) the whole pipeline of one config: (its results document, whether the run
     had finished before and was skipped). DDP ranks other than 0 get an empty document."""
@@ -225,10 +267,11 @@ def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
             return finished, True
         run_name = cfg.paths.run_name
         encoder_source = resolve_pretrained(cfg.model.name_or_path, cfg.paths.cache_dir, cfg.model.get("tiny"))
-        planned = plan_stages(cfg, encoder_source)
+        pretrained = encoder_source
+        planned = plan_stages(cfg, pretrained)
         summaries = {}
         for stage in planned:
-            summaries[stage.name] = acquire_stage(cfg, stage, encoder_source, run_name)
+            summaries[stage.name] = acquire_stage(cfg, stage, encoder_source, pretrained, run_name)
             encoder_source = str(stage.encoder_dir)
         staging = run_dir / f".predictions-{os.getpid()}"
         if target.retrieve is not None:
@@ -246,15 +289,15 @@ def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
                        for name, summary in summaries.items()}
         results = build_results(
             target=target.name,
-            intermediate=[stage.spec.name for stage in intermediate],
+            intermediate=[stage.label for stage in intermediate],
             model=cfg.model.name_or_path,
             seed=cfg.seed,
             metrics={language: metrics[language] for language in languages},
             scores=scores,
-            intermediate_metrics={s.spec.name: summaries[s.name]["dev_metrics"] for s in intermediate},
+            intermediate_metrics=_intermediate_metrics(intermediate, summaries),
             config=OmegaConf.to_container(cfg, resolve=True),
             extra={"run_key": key, "resumed": any(facts["resumed_from_steps"] for facts in stage_facts.values()),
-                   "stages": stage_facts},
+                   "stages": stage_facts, "intermediate_stages": [describe_stage(stage) for stage in intermediate]},
         )
         if staging.exists():
             replace_folder(staging, run_dir / "predictions")

@@ -65,5 +65,5 @@ def format_table(results: Mapping[str, Any], columns: Sequence[str] | None = Non
     lines.append(f"XTREME score ({results['target']}): {results['score']:.2f}")
     for task, values in results.get("intermediate_metrics", {}).items():
         summary = ", ".join(f"{key} {value:.2f}" for key, value in values.items() if not key.endswith("total"))
-        lines.append(f"intermediate {task} (English dev): {summary}")
+        lines.append(f"intermediate {task} (dev): {summary}")
     return "\n".join(lines)

@@ -39,23 +39,48 @@ WAIT_REPORT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
+class StageTask:
+    """One task a stage trains: its resolved settings (the task's YAML node) and the languages whose
+    training data it trains on (intermediate tasks choose; targets train on their training language)."""
+
+    spec: TaskSpec
+    settings: Mapping[str, Any]
+    languages: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Stage:
-    """A planned or finished training stage."""
+    """A planned or finished training stage: one task, or a mixture of tasks on one encoder."""
 
     index: int
     role: str  # "intermediate", "target-recipe" or "target"
-    spec: TaskSpec
-    settings: Mapping[str, Any]  # the task's YAML node, resolved
+    label: str  # the task's name, or the mixture's (e.g. all9)
+    tasks: Mapping[str, StageTask]
     key: str
     directory: Path
+    mixture: Mapping[str, Any] | None = None  # a mixture's sampler, budget and selection settings
 
     @property
     def name(self) -> str:
-        return f"{self.index}-{self.spec.name}"
+        return f"{self.index}-{self.label}"
+
+    @property
+    def spec(self) -> TaskSpec:
+        """The task of a single-task stage."""
+        if self.mixture is not None:
+            raise ValueError(f"stage {self.name} is a mixture of {', '.join(self.tasks)}")
+        return next(iter(self.tasks.values())).spec
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        return next(iter(self.tasks.values())).settings
 
     @property
     def encoder_dir(self) -> Path:
         return self.directory / "encoder"
+
+    def head_file(self, task: str) -> Path:
+        return self.directory / "heads" / f"{task}.safetensors"
 
 
 def job_token() -> str:

@@ -22,7 +22,8 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from stilts.checks import check_config
 from stilts.errors import StiltsError
-from stilts.identity import model_tag, run_key_resolver
+from stilts.identity import model_tag, run_key
+from stilts.mixtures import expand_intermediate, expanded_config
 from stilts.pipeline import print_results, run_pipeline
 from stilts.sweep import FAILED_FILE, record_failure, record_job, run_alone, spawns_rank_processes, sweep_id
 from stilts.tasks import get_task
@@ -31,12 +32,25 @@ from stilts.tasks.sources import SAMPLES_ROOT
 log = logging.getLogger("stilts")
 
 
+def _job_run_key(*, _root_: DictConfig) -> str:
+    """`${stilts.run_key:}`: the run folder's suffix, from the job's config with its intermediate
+    stages expanded (so `tasks: [squad, mnli]` and its spelled-out form share a folder). A config
+    that does not expand gets the key of its raw form: the job then fails with the config error."""
+    try:
+        return run_key(expanded_config(_root_))
+    except (StiltsError, OmegaConfBaseException):
+        try:
+            return run_key(_root_)
+        except OmegaConfBaseException:  # e.g. a mandatory value not given: the job reports it
+            return "unresolved"
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("stilts.chain", lambda node: "+".join(node) or "none", replace=True)
     OmegaConf.register_new_resolver("stilts.samples", lambda: str(SAMPLES_ROOT), replace=True)
     OmegaConf.register_new_resolver("stilts.sweep_id", sweep_id, replace=True)
     OmegaConf.register_new_resolver("stilts.model_tag", model_tag, replace=True)
-    OmegaConf.register_new_resolver("stilts.run_key", run_key_resolver, replace=True)
+    OmegaConf.register_new_resolver("stilts.run_key", _job_run_key, replace=True)
 
 
 register_resolvers()
@@ -51,6 +65,8 @@ def _message(error: Exception) -> str:
 def _run(cfg: DictConfig, multirun: bool, run_dir: Path) -> dict:
     """One job: its outcome record."""
     check_config(cfg)
+    with open_dict(cfg):
+        cfg.intermediate = expand_intermediate(cfg.intermediate)
     if multirun and spawns_rank_processes(cfg):
         return run_alone(run_dir)
     results, skipped = run_pipeline(cfg)

@@ -28,15 +28,17 @@ from safetensors.torch import save
 
 from stilts import stages
 from stilts.data.datamodule import TaskDataModule
+from stilts.data.mixture import MixtureDataModule, MixtureSettings
+from stilts.data.multitask import common_accumulation
 from stilts.data.featurize import FeaturizeSettings
 from stilts.errors import DivergedError, StiltsError
 from stilts.files import atomic_output, read_json, replace_folder, write_json_atomic, write_text_atomic
 from stilts.loggers import CSVLogger
-from stilts.model.encoder import load_encoder, load_tokenizer
+from stilts.model.encoder import load_encoder, load_mlm_head, load_tokenizer
 from stilts.model.heads import build_head
 from stilts.model.module import OptimSettings, StiltsModule
 from stilts.model.resume import AtomicCheckpointIO, ExactResume, ResumeCheckpoint, checkpoint_intact, checkpoint_step
-from stilts.stages import Stage
+from stilts.stages import Stage, StageTask
 from stilts.tasks.predictions import render_predictions
 from stilts.tasks.spec import TaskSpec
 
@@ -81,20 +83,23 @@ def finish_loggers(loggers: Sequence[Any], failed: bool) -> None:
             logger.experiment.finish(exit_code=1 if failed else 0)
 
 
-def make_datamodule(cfg: DictConfig, stage: Stage, tokenizer, train: bool, languages: Sequence[str] = (),
+def make_datamodule(cfg: DictConfig, task: StageTask, tokenizer, train: bool, languages: Sequence[str] = (),
                     labels: Sequence[str] | None = None) -> TaskDataModule:
-    settings = FeaturizeSettings(**{f.name: stage.settings[f.name] for f in fields(FeaturizeSettings)
-                                    if f.name in stage.settings})
+    settings = FeaturizeSettings(**{f.name: task.settings[f.name] for f in fields(FeaturizeSettings)
+                                    if f.name in task.settings})
     return TaskDataModule(
-        stage.spec, tokenizer, source=cfg.data.source, root=cfg.data.root, cache_dir=cfg.data.cache_dir,
+        task.spec, tokenizer, source=cfg.data.source, root=cfg.data.root, cache_dir=cfg.data.cache_dir,
         settings=settings, micro_batch_size=cfg.train.micro_batch_size, eval_batch_size=cfg.train.eval_batch_size,
-        train=train, eval_languages=languages, eval_split=stage.settings.get("eval_split", "test"),
-        num_workers=cfg.data.num_workers, labels=labels, seed=cfg.seed,
+        train=train, eval_languages=languages, eval_split=task.settings.get("eval_split", "test"),
+        num_workers=cfg.data.num_workers, labels=labels, seed=cfg.seed, train_languages=task.languages,
     )
 
 
 def make_trainer(cfg: DictConfig, stage: Stage, loggers: list[Any], callbacks: list[Any], **overrides: Any) -> pl.Trainer:
     factory = instantiate(cfg.trainer)
+    if len(stage.tasks) > 1 and cfg.trainer.get("strategy") == "ddp":
+        # A multi-task step uses one head: the others get no gradient, which plain DDP rejects.
+        overrides.setdefault("strategy", "ddp_find_unused_parameters_true")
     return factory(logger=loggers or False, callbacks=callbacks, default_root_dir=str(stage.directory),
                    plugins=[AtomicCheckpointIO()], **overrides)
 
@@ -125,48 +130,108 @@ def _resume_point(stage: Stage, layout: Mapping[str, int]) -> Path | None:
     return None
 
 
-def _export(stage: Stage, module: StiltsModule, tokenizer, datamodule: TaskDataModule,
+def _export(stage: Stage, module: StiltsModule, tokenizer, members: Mapping[str, TaskDataModule],
             summary: Mapping[str, Any], keep_checkpoints: bool) -> None:
-    """Encoder as safetensors (loadable with from_pretrained), head apart, dev predictions, each
-    written under a temporary name first; then stage.json with every file's checksum; then the
-    Lightning checkpoints go (unless kept)."""
-    write_predictions(stage.spec, datamodule, "val", stage.directory / "predictions")
+    """Encoder as safetensors (loadable with from_pretrained), one head per task apart, dev
+    predictions, each written under a temporary name first; then stage.json with every file's
+    checksum; then the Lightning checkpoints go (unless kept)."""
+    for name, member in members.items():
+        folder = stage.directory / "predictions" / (name if stage.mixture is not None else "")
+        write_predictions(member.spec, member, "val", folder)
     staging = stage.directory / f".encoder-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     module.encoder.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
     replace_folder(staging, stage.encoder_dir)
-    with atomic_output(stage.directory / "head.safetensors") as stream:
-        stream.write(save({k: v.contiguous() for k, v in module.head.state_dict().items()}))
+    for name, head in module.heads.items():
+        state = head.exported_state() if hasattr(head, "exported_state") else head.state_dict()
+        with atomic_output(stage.head_file(name)) as stream:
+            stream.write(save({k: v.contiguous() for k, v in state.items()}))
     stages.publish(stage.directory, summary)
     if not keep_checkpoints:
         shutil.rmtree(stage.directory / stages.CHECKPOINTS, ignore_errors=True)
 
 
-def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, run_name: str) -> None:
+def _epochs(cfg: DictConfig, task: StageTask) -> int:
+    return cfg.train.max_epochs if cfg.train.max_epochs is not None else task.settings["epochs"]
+
+
+def _effective(cfg: DictConfig, task: StageTask) -> int:
+    return cfg.train.effective_batch_size or task.settings["effective_batch_size"]
+
+
+def _stage_data(cfg: DictConfig, stage: Stage, tokenizer, world_size: int
+                ) -> tuple[TaskDataModule | MixtureDataModule, dict[str, TaskDataModule], dict[str, Any], int]:
+    """(data module, its task data modules by task, batch layout, Lightning epochs). A single task
+    trains epochs over its data; a mixture trains `rounds` rounds of its step schedule with one
+    accumulation count for all its tasks, so every task keeps its own effective batch."""
+    members = {name: make_datamodule(cfg, task, tokenizer, train=True) for name, task in stage.tasks.items()}
+    if stage.mixture is None:
+        (name, member), = members.items()
+        micro, accumulation = batch_layout(_effective(cfg, stage.tasks[name]), cfg.train.micro_batch_size, world_size)
+        member.micro_batch_size = micro
+        layout = {"micro_batch_size": micro, "accumulate_grad_batches": accumulation, "world_size": world_size}
+        return member, members, layout, _epochs(cfg, stage.tasks[name])
+    effective = {name: _effective(cfg, task) for name, task in stage.tasks.items()}
+    shares = {}
+    for name, size in effective.items():
+        if size % world_size:
+            raise StiltsError(f"{stage.label}: the effective batch {size} of {name} cannot be split evenly over "
+                              f"{world_size} processes; change train.effective_batch_size or the device count")
+        shares[name] = size // world_size
+    accumulation = common_accumulation(shares, cfg.train.micro_batch_size)
+    for name, member in members.items():
+        member.micro_batch_size = shares[name] // accumulation
+    epochs = {name: _epochs(cfg, task) for name, task in stage.tasks.items()}
+    mixture = stage.mixture
+    settings = MixtureSettings(
+        sampler=mixture["sampler"], temperature=mixture["temperature"], examples_cap=mixture["examples_cap"],
+        weights=mixture["weights"], max_steps=mixture["max_steps"], rounds=mixture["rounds"] or max(epochs.values()),
+        selection=mixture["selection"] or {})
+    datamodule = MixtureDataModule(members, epochs, effective, settings, cfg.seed, accumulation, cfg.data.num_workers)
+    layout = {"micro_batch_size": {name: m.micro_batch_size for name, m in members.items()},
+              "accumulate_grad_batches": accumulation, "world_size": world_size}
+    return datamodule, members, layout, settings.rounds
+
+
+def _heads(stage: Stage, members: Mapping[str, TaskDataModule], encoder, pretrained: str) -> dict[str, Any]:
+    """A fresh head per task; an MLM task starts from the pretrained model's own LM head."""
+    return {name: load_mlm_head(pretrained, encoder) if task.spec.head == "mlm"
+            else build_head(task.spec.head, encoder.config.hidden_size, len(members[name].labels))
+            for name, task in stage.tasks.items()}
+
+
+def _task_facts(stage: Stage, module: StiltsModule, members: Mapping[str, TaskDataModule]) -> dict[str, Any]:
+    """Per task: head, domain, languages, labels and dev metrics per language (stage.json)."""
+    facts = {}
+    for name, task in stage.tasks.items():
+        prefix = f"{name}/" if stage.mixture is not None else ""
+        dev = {key[len(prefix):]: dict(value) for key, value in module.results["val"].items() if key.startswith(prefix)}
+        scores = {key[len(prefix):]: value for key, value in module.scores["val"].items() if key.startswith(prefix)}
+        facts[name] = {"head": task.spec.head, "domain": task.spec.domain, "languages": list(task.languages),
+                       "labels": members[name].labels, "dev_metrics": dev,
+                       "dev_score": members[name].selection_score(scores)}
+    return facts
+
+
+def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: str, run_name: str) -> None:
     """Train one stage (resuming when a checkpoint exists) and export it (rank 0)."""
-    log.info("Stage %s (%s): training %s from %s into %s", stage.name, stage.role, stage.spec.name, encoder_source,
-             stage.directory)
+    log.info("Stage %s (%s): training %s from %s into %s", stage.name, stage.role, " + ".join(stage.tasks),
+             encoder_source, stage.directory)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     tokenizer, encoder = load_tokenizer(encoder_source), load_encoder(encoder_source)
-    datamodule = make_datamodule(cfg, stage, tokenizer, train=True)
-    head = build_head(stage.spec.head, encoder.config.hidden_size, len(datamodule.labels))
-    lr = stage.settings.get("lr") or cfg.train.lr
-    module = StiltsModule(encoder, head, OptimSettings(lr=lr, weight_decay=cfg.train.weight_decay,
-                                                       warmup_ratio=cfg.train.warmup_ratio))
+    # The world size is known once a trainer has resolved its devices ("auto", multi-node).
+    world_size = make_trainer(cfg, stage, [], []).world_size
+    datamodule, members, layout, epochs = _stage_data(cfg, stage, tokenizer, world_size)
+    lr = stage.settings.get("lr") if stage.mixture is None else None
+    module = StiltsModule(encoder, _heads(stage, members, encoder, pretrained),
+                          OptimSettings(lr=lr or cfg.train.lr, weight_decay=cfg.train.weight_decay,
+                                        warmup_ratio=cfg.train.warmup_ratio))
     folder = stage.directory / stages.CHECKPOINTS
     best = ModelCheckpoint(dirpath=folder, filename="best", monitor="val/score", mode="max", save_top_k=1,
                            save_weights_only=True, enable_version_counter=False)
     exact = ExactResume()
-    epochs = cfg.train.max_epochs if cfg.train.max_epochs is not None else stage.settings["epochs"]
-    # The world size is known once a trainer has resolved its devices ("auto", multi-node).
-    world_size = make_trainer(cfg, stage, [], []).world_size
-    effective = cfg.train.effective_batch_size or stage.settings["effective_batch_size"]
-    micro, accumulation = batch_layout(effective, cfg.train.micro_batch_size, world_size)
-    datamodule.micro_batch_size = micro
-    layout = {"micro_batch_size": micro, "accumulate_grad_batches": accumulation, "world_size": world_size}
-    log.info("Stage %s: effective batch %d = micro-batch %d x %d accumulation x %d process(es)", stage.name,
-             effective, micro, accumulation, world_size)
+    log.info("Stage %s: batch layout %s", stage.name, layout)
     resume_from = _resume_point(stage, layout)
     resumes = (read_json(folder / RESUMES_FILE) or []) if resume_from else []
     resume_step = None
@@ -180,17 +245,18 @@ def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, run_name: str)
             write_json_atomic(folder / RESUMES_FILE, resumes)
     loggers = make_loggers(cfg, stage.name, stage.role, run_name, resume_step)
     callbacks = [exact, best, ResumeCheckpoint(folder, cfg.train.checkpoint_every_n_steps)]
-    trainer = make_trainer(cfg, stage, loggers, callbacks, max_epochs=epochs, accumulate_grad_batches=accumulation)
+    trainer = make_trainer(cfg, stage, loggers, callbacks, max_epochs=epochs,
+                           accumulate_grad_batches=layout["accumulate_grad_batches"])
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
-        if best.best_model_path:  # model selection on the English dev set
+        if best.best_model_path:  # model selection on the dev sets
             module.load_state_dict(torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"])
         trainer.validate(module, datamodule=datamodule, verbose=False)
     except DivergedError as error:
         finish_loggers(loggers, failed=True)
         kept = f"; the last good checkpoint stays in {folder}" if (folder / "last.ckpt").exists() else ""
-        raise DivergedError(f"stage {stage.name} ({stage.spec.name}) diverged: {error}; the stage is not marked "
-                            f"finished{kept}. Lower train.lr (or the task's lr)") from None
+        raise DivergedError(f"stage {stage.name} ({' + '.join(stage.tasks)}) diverged: {error}; the stage is not "
+                            f"marked finished{kept}. Lower train.lr (or the task's lr)") from None
     except BaseException:
         finish_loggers(loggers, failed=True)
         raise
@@ -199,12 +265,12 @@ def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, run_name: str)
         return
     real, total = module.token_counts.tolist()
     summary = {
-        "task": stage.spec.name, "role": stage.role, "key": stage.key, "encoder_source": encoder_source,
-        "settings": stage.settings, "labels": datamodule.labels, "dev_language": stage.spec.train_language,
-        "dev_metrics": module.results["val"][stage.spec.train_language],
-        "dev_score": module.scores["val"][stage.spec.train_language],
+        "task": stage.label, "role": stage.role, "key": stage.key, "encoder_source": encoder_source,
+        "tasks": _task_facts(stage, module, members),
+        "dev_score": datamodule.selection_score(dict(module.scores["val"])),
+        "mixture": dict(stage.mixture, **datamodule.plan) if stage.mixture is not None else None,
         "train_real_token_fraction": real / total if total else None,
         "global_steps": trainer.global_step, "world_size": world_size, "batch_layout": layout,
         "resumed_from_steps": resumes,
     }
-    _export(stage, module, tokenizer, datamodule, summary, keep_checkpoints=bool(cfg.keep_checkpoints))
+    _export(stage, module, tokenizer, members, summary, keep_checkpoints=bool(cfg.keep_checkpoints))

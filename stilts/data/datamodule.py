@@ -1,5 +1,5 @@
-"""The LightningDataModule of one task: English train + dev for fitting, and one evaluation set per
-target language. Features are built with a batched `datasets.map` and cached under an explicit
+"""The LightningDataModule of one task: train + dev for fitting (English, or the union of several
+languages' training data, with one dev set per language), and one evaluation set per target language. Features are built with a batched `datasets.map` and cached under an explicit
 fingerprint (task, split, language, examples, tokenizer, lengths), so a second run reuses them."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from stilts.data.collate import DynamicPaddingCollator
+from stilts.data.collate import DynamicPaddingCollator, MaskingCollator
 from stilts.data.decode import decode
 from stilts.data.sampling import ResumableDataLoader, ResumableSampler
 from stilts.data.featurize import FEATURIZERS, MODEL_INPUTS, FeaturizeSettings
@@ -44,6 +44,8 @@ class EvalSet:
 def _has_gold(spec: TaskSpec, examples: Sequence[Example]) -> bool:
     if spec.head == "span_qa":
         return qa_has_gold(examples)
+    if spec.head == "mlm":
+        return True  # plain text: the masked tokens are the gold
     key = "tags" if spec.head == "tagging" else "label"
     return all(example[key] is not None for example in examples)
 
@@ -75,8 +77,9 @@ class TaskDataModule(pl.LightningDataModule):
                  cache_dir: str | Path = "~/.cache/stilts/features", settings: FeaturizeSettings = FeaturizeSettings(),
                  micro_batch_size: int = 8, eval_batch_size: int = 32, train: bool = True,
                  eval_languages: Sequence[str] = (), eval_split: str = "test", num_workers: int = 0,
-                 labels: Sequence[str] | None = None, seed: int = 0) -> None:
-        """`labels` fixes the label set of an open-label task (CCG) to that of its trained head."""
+                 labels: Sequence[str] | None = None, seed: int = 0, train_languages: Sequence[str] = ()) -> None:
+        """`labels` fixes the label set of an open-label task (CCG) to that of its trained head;
+        `train_languages` (default: the task's training language) are trained on together."""
         super().__init__()
         self.spec, self.tokenizer, self.settings = spec, tokenizer, settings
         self.source, self.root, self.cache_dir = source, root, Path(cache_dir).expanduser()
@@ -85,7 +88,14 @@ class TaskDataModule(pl.LightningDataModule):
         self.seed = seed
         if spec.head == "span_qa":
             settings.check_qa_window()
-        self.collator = DynamicPaddingCollator(tokenizer.pad_token_id)
+        self.train_languages = list(train_languages or [spec.train_language])
+        self.collator = DynamicPaddingCollator(tokenizer.pad_token_id, task=spec.name)
+        self.train_collator = self.collator
+        if spec.head == "mlm":
+            def masking() -> MaskingCollator:
+                return MaskingCollator(tokenizer.pad_token_id, tokenizer.mask_token_id, len(tokenizer),
+                                       tokenizer.all_special_ids, seed, task=spec.name)
+            self.collator, self.train_collator = masking(), masking()  # dev masks stay those of pass 0
         self.tokenizer_digest = tokenizer_digest(tokenizer)
         self.train_set: datasets.Dataset | None = None
         self.val_sets: list[EvalSet] = []
@@ -109,8 +119,14 @@ class TaskDataModule(pl.LightningDataModule):
 
     def _train(self) -> list[Example]:
         if self._train_examples is None:
-            self._train_examples = self._examples("train", self.spec.train_language)
+            self._train_examples = [example for language in self.train_languages
+                                    for example in self._examples("train", language)]
         return self._train_examples
+
+    @property
+    def train_examples(self) -> int:
+        """How many training examples (not features) the task has: what samplers weigh tasks by."""
+        return len(self._train())
 
     def _examples(self, split: str, language: str) -> list[Example]:
         examples = load_examples(self.spec, split, language, self.source, self.root)
@@ -156,10 +172,9 @@ class TaskDataModule(pl.LightningDataModule):
         return EvalSet(language, split, examples, self._featurize(examples, split, language))
 
     def _build(self) -> None:
-        language = self.spec.train_language
         if self.train:
-            self.train_set = self._featurize(self._train(), "train", language)
-            self.val_sets = [self._eval_set("dev", language)]
+            self.train_set = self._featurize(self._train(), "train", "+".join(self.train_languages))
+            self.val_sets = [self._eval_set("dev", language) for language in self.train_languages]
         self.test_sets = [self._eval_set(self.eval_split, lang) for lang in self.eval_languages]
 
     def prepare_data(self) -> None:
@@ -192,7 +207,7 @@ class TaskDataModule(pl.LightningDataModule):
         sampler = ResumableSampler(features, seed=self.seed, num_replicas=trainer.world_size if trainer else 1,
                                    rank=trainer.global_rank if trainer else 0)
         return ResumableDataLoader(features, batch_size=self.micro_batch_size, sampler=sampler,
-                                   collate_fn=self.collator, num_workers=self.num_workers,
+                                   collate_fn=self.train_collator, num_workers=self.num_workers,
                                    generator=self._generator())
 
     def val_dataloader(self) -> list[DataLoader]:
@@ -214,3 +229,7 @@ class TaskDataModule(pl.LightningDataModule):
         self.predictions[stage][eval_set.name] = predictions
         metrics = self.spec.scorer(eval_set.examples, predictions, eval_set.name)
         return eval_set.name, metrics, float(self.spec.score_key(metrics))
+
+    def selection_score(self, scores: dict[str, float]) -> float:
+        """Model selection: the mean dev score over the trained languages' dev sets."""
+        return sum(scores.values()) / len(scores)

@@ -114,6 +114,13 @@ def span_qa(batch: Batch, tokenizer, settings: FeaturizeSettings, label_to_id: M
             "start_positions": starts, "end_positions": ends, "offsets": offsets_out, "example_index": example_index}
 
 
+def mlm(batch: Batch, tokenizer, settings: FeaturizeSettings, label_to_id: Mapping[str, int]) -> dict:
+    """Token ids of each line (cut at max_length); the collator masks them anew on every pass."""
+    encoded = tokenizer(batch["text"], truncation=True, max_length=settings.max_length)
+    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+            "example_index": batch["example_index"]}
+
+
 FEATURIZERS = {"classification": classification, "multiple_choice": multiple_choice, "tagging": tagging,
-               "span_qa": span_qa}
+               "span_qa": span_qa, "mlm": mlm}
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels", "start_positions", "end_positions", "feature_index")

@@ -29,7 +29,7 @@ class ResumableDataLoader(DataLoader):
     epoch and the number of batches handed out in it (Lightning does not prefetch when the length
     is known, so that is the number trained on when a checkpoint is written)."""
 
-    sampler: ResumableSampler
+    sampler: ResumableSampler  # or any DistributedSampler with `skip` (multitask.RoundSampler)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -41,14 +41,16 @@ class ResumableDataLoader(DataLoader):
         self._served = 0
         if self._resume is not None and self._resume["epoch"] == self.sampler.epoch:
             self._served = self._resume["batches"]
-            self.sampler.skip = self._served * self.batch_size
+            self.sampler.skip = self._served * (self.batch_size or 1)  # None: the dataset's items are batches
         self._resume = None
+        if hasattr(self.collate_fn, "epoch"):  # masking depends on the pass over the data
+            self.collate_fn.epoch = self.sampler.epoch
         for batch in super().__iter__():
             self._served += 1
             yield batch
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": int(self.sampler.epoch), "batches": self._served, "batch_size": int(self.batch_size)}
+        return {"epoch": int(self.sampler.epoch), "batches": self._served, "batch_size": int(self.batch_size or 1)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self._resume = dict(state)

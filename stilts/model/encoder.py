@@ -51,10 +51,32 @@ def load_tokenizer(name_or_path: str):
 def load_encoder(name_or_path: str):
     """The bare transformer (no task head, no pooler): heads are stilts' own."""
     from transformers import AutoModel
+    from transformers.utils import logging as transformers_logging
 
     _quiet_weight_bars()
-
+    # Hub XLM-R checkpoints (and the tiny model) carry an LM head the bare encoder does not use:
+    # the load report listing those keys as unexpected is expected, not a warning.
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
     try:
         return AutoModel.from_pretrained(name_or_path, add_pooling_layer=False)
     except (OSError, ValueError) as error:
         raise _offline_error("model", name_or_path, error) from None
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+
+
+def load_mlm_head(pretrained: str, encoder):
+    """The pretrained model's LM head (`XLMRobertaForMaskedLM.lm_head`), tied to `encoder`'s input
+    embeddings. It comes from the pretrained model, not from an earlier stage (stage folders hold
+    encoders only)."""
+    from transformers import AutoModelForMaskedLM
+
+    from stilts.model.heads import MaskedLMHead
+
+    _quiet_weight_bars()
+    try:
+        lm_head = AutoModelForMaskedLM.from_pretrained(pretrained).lm_head
+    except (OSError, ValueError) as error:
+        raise _offline_error("masked-LM head of", pretrained, error) from None
+    return MaskedLMHead(lm_head, encoder.get_input_embeddings())

@@ -113,8 +113,43 @@ class SpanQAHead(nn.Module):
         ]
 
 
+class MaskedLMHead(nn.Module):
+    """The pretrained model's own LM head (XLM-R: dense, GELU, LayerNorm, then a decoder whose
+    weight is the encoder's input embedding matrix). Vocabulary logits are computed at the masked
+    positions only: with XLM-R's 250k-token vocabulary, full logits would dwarf the encoder's memory."""
+
+    TIED = ("lm_head.decoder.weight", "lm_head.decoder.bias")  # shared with the encoder / lm_head.bias
+
+    def __init__(self, lm_head: nn.Module, input_embeddings: nn.Embedding) -> None:
+        super().__init__()
+        self.lm_head = lm_head
+        self.lm_head.decoder.weight = input_embeddings.weight
+        self.lm_head.decoder.bias = self.lm_head.bias
+
+    def forward(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> HeadOutput:
+        masked = batch["labels"] != IGNORE_INDEX
+        logits = self.lm_head(hidden[masked])
+        return HeadOutput(logits, F.cross_entropy(logits, batch["labels"][masked]))
+
+    def predict(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[list[float]]:
+        """Per feature: [masked tokens predicted right, masked tokens, their summed negative log-likelihood]."""
+        masked = batch["labels"] != IGNORE_INDEX
+        gold = batch["labels"][masked]
+        rows = masked.nonzero()[:, 0]
+        correct = (logits.argmax(-1) == gold).float()
+        nll = F.cross_entropy(logits.float(), gold, reduction="none")
+        size = batch["labels"].shape[0]
+        sums = torch.zeros(size, 3, dtype=torch.float64, device=logits.device)
+        sums.index_add_(0, rows, torch.stack([correct, torch.ones_like(correct), nll.detach()], dim=1).double())
+        return sums.tolist()
+
+    def exported_state(self) -> dict[str, torch.Tensor]:
+        """What the stage exports: everything but the weights tied to other tensors."""
+        return {k: v for k, v in self.state_dict().items() if k not in self.TIED}
+
+
 def build_head(kind: str, hidden_size: int, num_labels: int, dropout: float = 0.1) -> nn.Module:
-    """The head for a task's head type (see TaskSpec.head)."""
+    """The head for a task's head type (see TaskSpec.head); MLM heads come from `load_mlm_head`."""
     if kind == "classification":
         return ClassificationHead(hidden_size, num_labels, dropout)
     if kind == "tagging":

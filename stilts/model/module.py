@@ -1,10 +1,12 @@
-"""The LightningModule: one encoder, one task head, the paper's optimisation recipe, and
-evaluation that gathers predictions from every rank before scoring them."""
+"""The LightningModule: one encoder, a head per task (one, or several in a multi-task stage), the
+paper's optimisation recipe, and evaluation that gathers predictions from every rank before
+scoring them."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import pytorch_lightning as pl
@@ -32,6 +34,9 @@ class Scorer(Protocol):
     def score(self, stage: str, dataloader_idx: int, feature_predictions: dict[int, Any]) -> tuple[str, dict[str, float], float]:
         """(eval set name, metrics, task score) from per-feature predictions."""
 
+    def selection_score(self, scores: dict[str, float]) -> float:
+        """The model-selection score from the scores of every dev set."""
+
 
 def _gather(items: list[Any]) -> list[Any]:
     """Every rank's items on every rank (DDP); a no-op on one process."""
@@ -43,10 +48,11 @@ def _gather(items: list[Any]) -> list[Any]:
 
 
 class StiltsModule(pl.LightningModule):
-    def __init__(self, encoder: nn.Module, head: nn.Module, optim: OptimSettings = OptimSettings()) -> None:
+    def __init__(self, encoder: nn.Module, heads: Mapping[str, nn.Module], optim: OptimSettings = OptimSettings()) -> None:
+        """`heads` by task name; a batch of a multi-task stage names its task under "task"."""
         super().__init__()
         self.encoder = encoder
-        self.head = head
+        self.heads = nn.ModuleDict(dict(heads))
         self.optim = optim
         self.results: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
         self.scores: dict[str, dict[str, float]] = defaultdict(dict)
@@ -54,11 +60,14 @@ class StiltsModule(pl.LightningModule):
         self._predictions: dict[int, list[tuple[int, Any]]] = defaultdict(list)
         self.train()  # from_pretrained leaves encoders in eval mode, which would silence dropout
 
+    def head(self, batch: Mapping[str, Any]) -> nn.Module:
+        return self.heads[batch["task"]]
+
     def forward(self, batch: dict[str, torch.Tensor]) -> HeadOutput:
         input_ids, mask = batch["input_ids"], batch["attention_mask"]
         hidden = self.encoder(input_ids=input_ids.view(-1, input_ids.shape[-1]),
                               attention_mask=mask.view(-1, mask.shape[-1])).last_hidden_state
-        return self.head(hidden, batch)
+        return self.head(batch)(hidden, batch)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         output = self(batch)
@@ -66,6 +75,8 @@ class StiltsModule(pl.LightningModule):
         mask = batch["attention_mask"]
         self.token_counts += torch.tensor([int(mask.sum()), mask.numel()])
         self.log("train/loss", output.loss, prog_bar=True, batch_size=mask.shape[0])
+        if len(self.heads) > 1:
+            self.log(f"train/{batch['task']}/loss", output.loss, batch_size=mask.shape[0])
         self.log("train/real_token_fraction", mask.float().mean(), batch_size=mask.shape[0])
         return output.loss
 
@@ -91,7 +102,7 @@ class StiltsModule(pl.LightningModule):
 
     def _collect(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> None:
         output = self(batch)
-        predictions = self.head.predict(output.logits, batch)
+        predictions = self.head(batch).predict(output.logits, batch)
         self._predictions[dataloader_idx].extend(zip(batch["feature_index"].tolist(), predictions))
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -113,8 +124,8 @@ class StiltsModule(pl.LightningModule):
             # Every rank holds the same gathered metrics, so syncing them changes nothing but is quiet.
             self.log_dict(logged, sync_dist=True, add_dataloader_idx=False)
         if stage == "val" and self.scores[stage]:
-            # Model selection uses the first (English dev) set.
-            self.log("val/score", next(iter(self.scores[stage].values())), prog_bar=True, sync_dist=True,
+            # Model selection: the dev sets' scores combined as the data module says (their mean).
+            self.log("val/score", scorer.selection_score(dict(self.scores[stage])), prog_bar=True, sync_dist=True,
                      add_dataloader_idx=False)
         self._predictions.clear()
 

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0..3 (+ mask, the last id)
 # Part of the build folder's name: bump it when the recipe changes what a build contains, so
 # builds cached by an older recipe are not reused.
-RECIPE = "sentencepiece-unigram-1"
+RECIPE = "sentencepiece-unigram-2-mlm"  # 2: saved with its LM head (XLMRobertaForMaskedLM)
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def _train_tokenizer(corpus_root: Path, settings: TinySettings):
 def build_tiny_xlmr(corpus_root: Path, cache_dir: Path, settings: TinySettings = TinySettings()) -> Path:
     """Path of a saved tiny XLM-R (model + tokenizer), building it on first use."""
     import torch
-    from transformers import XLMRobertaConfig, XLMRobertaModel
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
 
     target = Path(cache_dir).expanduser() / f"tiny-xlmr-{_fingerprint(corpus_root, settings)}"
     if (target / "config.json").exists():
@@ -152,7 +152,8 @@ def build_tiny_xlmr(corpus_root: Path, cache_dir: Path, settings: TinySettings =
             num_attention_heads=settings.num_attention_heads, intermediate_size=settings.intermediate_size,
             max_position_embeddings=settings.max_position_embeddings, pad_token_id=1, bos_token_id=0, eos_token_id=2,
         )
-        XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(staging)
+        # With its LM head, as the Hub's XLM-R checkpoints: AutoModel loads the encoder, MLM stages the head.
+        XLMRobertaForMaskedLM(config).save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         try:
             os.rename(staging, target)

@@ -39,6 +39,8 @@ ANLI_PLUS = register(TaskSpec(
     name="anli_plus",
     description="ANLI R1-R3 + MultiNLI + SNLI (sentence-pair classification, one 3-way NLI head)",
     head="classification",
+    domain="nli",
+    xstilts_pool=True,
     reader=read_nli,
     files={
         "train": (("anli/anli_v1.0/R[123]/train.jsonl", "MNLI/train.tsv", "snli/snli_1.0/snli_1.0_train.jsonl"),),

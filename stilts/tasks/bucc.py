@@ -66,6 +66,7 @@ BUCC = register(TaskSpec(
     name="bucc",
     description="BUCC 2018 bitext mining (de fr ru zh to English), no training",
     head="retrieval",
+    domain="retrieval",
     reader=read_id_pairs,
     files={split: ((f"bucc2018/{{lang}}-en.{split}.{{lang}}", f"bucc2018/{{lang}}-en.{split}.en",
                     f"bucc2018/{{lang}}-en.{split}.gold"),

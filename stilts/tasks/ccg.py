@@ -15,6 +15,8 @@ CCG = register(TaskSpec(
     name="ccg",
     description="CCG supertagging (tagging, supertag set from the training data)",
     head="tagging",
+    domain="syntax",
+    xstilts_pool=True,
     reader=partial(read_token_tsv, labels=None),
     files={"train": ("ccg/train.tsv",), "dev": ("ccg/dev.tsv",)},
     languages=("en",),

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
-from collections.abc import Iterator, Sequence
+from functools import partial
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from stilts.errors import StiltsError
 from stilts.tasks.spec import Example
+
+log = logging.getLogger(__name__)
 
 
 def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -30,6 +34,13 @@ def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
                 yield number, line.rstrip("\r\n")
     except UnicodeDecodeError as error:
         raise StiltsError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+
+
+def read_text_lines(path: Path) -> list[Example]:
+    """Plain text for masked-LM training: one sentence or paragraph per line (Wikipedia / CC-100
+    extracts); blank lines are skipped."""
+    return [{"id": f"{path.stem}-{number}", "text": line.strip()}
+            for number, line in numbered_lines(path) if line.strip()]
 
 
 def _check_label(label: str, labels: Sequence[str] | None, where: str) -> str:
@@ -51,6 +62,30 @@ def read_pair_tsv(path: Path, labels: Sequence[str]) -> list[Example]:
             raise StiltsError(f"{where}: expected 2 or 3 tab-separated columns, found {len(fields)}")
         label = _check_label(fields[2].strip(), labels, where) if len(fields) == 3 else None
         examples.append({"id": f"{path.stem}-{number}", "text_a": fields[0], "text_b": fields[1], "label": label})
+    return examples
+
+
+def read_translated_pair_tsv(path: Path, labels: Sequence[str], renamed: Mapping[str, str] | None = None) -> list[Example]:
+    """XTREME's translate-train pairs (gs://xtreme_translations/{XNLI,PAWSX}/translate-train/
+    en-<lang>-translated.tsv): no header, `en_a<TAB>en_b<TAB>a<TAB>b<TAB>label`; the translated pair
+    is trained on. As TFDS's xtreme_xnli / xtreme_pawsx readers do, rows with a label outside the
+    task's set are dropped ("some rows have been wrongly populated"), and counted in the log;
+    `renamed` maps the file's label names to the task's (XNLI: contradictory -> contradiction)."""
+    examples, dropped = [], []
+    for number, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        label = (renamed or {}).get(fields[-1].strip(), fields[-1].strip())
+        if len(fields) != 5 or label not in labels:
+            dropped.append(number)
+            continue
+        examples.append({"id": f"{path.stem}-{number}", "text_a": fields[2], "text_b": fields[3], "label": label})
+    if dropped:
+        log.warning("%s: dropped %d malformed row(s) (not 5 columns, or a label outside %s), e.g. line(s) %s",
+                    path, len(dropped), list(labels), ", ".join(map(str, dropped[:5])))
+    if not examples and dropped:
+        raise StiltsError(f"{path}: no row has the translate-train layout en_a, en_b, a, b, label with a label in {list(labels)}")
     return examples
 
 
@@ -103,9 +138,11 @@ def _squad_field(value: object, key: str, kind: type | tuple[type, ...], where: 
     return value[key]
 
 
-def read_squad_json(path: Path) -> list[Example]:
-    """SQuAD v1.1/v2.0 JSON (also XQuAD, MLQA, TyDiQA-GoldP); answers must sit at answer_start."""
-    examples = []
+def read_squad_json(path: Path, drop_misaligned: bool = False) -> list[Example]:
+    """SQuAD v1.1/v2.0 JSON (also XQuAD, MLQA, TyDiQA-GoldP); answers must sit at answer_start.
+    Machine-translated files (XTREME's translate-train) have answers the translation moved:
+    `drop_misaligned` drops such questions (counted in the log) instead of failing, as TFDS does."""
+    examples, dropped = [], []
     for a, article in enumerate(_squad_field(load_json(path), "data", list, f"{path}: the top level")):
         for p, paragraph in enumerate(_squad_field(article, "paragraphs", list, f"{path}: data[{a}]")):
             where = f"{path}: data[{a}].paragraphs[{p}]"
@@ -120,6 +157,9 @@ def read_squad_json(path: Path) -> list[Example]:
                 for answer in answers:
                     text = _squad_field(answer, "text", str, f"{path}: question {qid}: an answer")
                     start = _squad_field(answer, "answer_start", int, f"{path}: question {qid}: an answer")
+                    if drop_misaligned and (start < 0 or context[start:start + len(text)] != text):
+                        dropped.append(str(qid))
+                        break
                     if context[start:start + len(text)] != text:
                         raise StiltsError(
                             f"{path}: question {qid}: answer {text!r} is not at answer_start {start} of its context "
@@ -127,9 +167,18 @@ def read_squad_json(path: Path) -> list[Example]:
                         )
                     texts.append(text)
                     starts.append(start)
+                if dropped and dropped[-1] == str(qid):
+                    continue
                 examples.append({"id": str(qid), "context": context, "question": question,
                                  "answers": {"text": texts, "answer_start": starts}})
+    if dropped:
+        log.warning("%s: dropped %d question(s) whose answer is not at its answer_start (translation), e.g. %s",
+                    path, len(dropped), ", ".join(dropped[:3]))
     return examples
+
+
+# XTREME's machine-translated SQuAD-format files (SQuAD, TyDiQA-GoldP translate-train/-dev).
+TRANSLATED_SQUAD = (("xtreme_translations/*/translate-*/*.json", partial(read_squad_json, drop_misaligned=True)),)
 
 
 def qa_has_gold(examples: Sequence[Example]) -> bool:

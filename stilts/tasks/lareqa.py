@@ -72,6 +72,7 @@ LAREQA = register(TaskSpec(
     name="lareqa",
     description="LAReQA (XQuAD-R) language-agnostic answer retrieval, 11 languages, no training",
     head="retrieval",
+    domain="retrieval",
     reader=read_rankings,
     files={"test": ("lareqa/xquad-r/{lang}.json", "lareqa_xquad_r/xquad-r/{lang}.json")},
     languages=LANGUAGES,

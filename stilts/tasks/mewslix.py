@@ -61,6 +61,7 @@ MEWSLIX = register(TaskSpec(
     name="mewslix",
     description="Mewsli-X multilingual entity retrieval, 11 languages, no training",
     head="retrieval",
+    domain="retrieval",
     reader=read_rankings,
     files={split: ((f"mewslix/wikinews_mentions-{split}.jsonl", "mewslix/candidate_set_entities.jsonl"),)
            for split in ("dev", "test")},

@@ -2,7 +2,7 @@
 own answer normalisation (target)."""
 
 from stilts.tasks import register
-from stilts.tasks.formats import read_squad_json
+from stilts.tasks.formats import TRANSLATED_SQUAD, read_squad_json
 from stilts.tasks.scoring import qa_score, score_mlqa
 from stilts.tasks.spec import HubSource, TaskSpec
 from stilts.tasks.squad import hub_rows_to_examples
@@ -14,12 +14,14 @@ MLQA = register(TaskSpec(
     name="mlqa",
     description="MLQA (span QA, 7 languages, context and question in the same language)",
     head="span_qa",
+    domain="qa",
     reader=read_squad_json,
     files={
-        "train": ("squad/train-v1.1.json",),
+        "train": ("squad/train-v1.1.json", "xtreme_translations/SQuAD/translate-train/squad.translate.train.en-{lang}.json"),
         "dev": ("mlqa/MLQA_V1/dev/dev-context-{lang}-question-{lang}.json",),
         "test": ("mlqa/MLQA_V1/test/test-context-{lang}-question-{lang}.json",),
     },
+    file_readers=TRANSLATED_SQUAD,
     languages=LANGUAGES,
     scorer=score_mlqa,
     scorer_needs_language=True,

@@ -23,6 +23,8 @@ MNLI = register(TaskSpec(
     name="mnli",
     description="MultiNLI (sentence-pair classification, matched dev set)",
     head="classification",
+    domain="nli",
+    xstilts_pool=True,
     reader=partial(read_glue_tsv, labels=NLI_LABELS, text_a="sentence1", text_b="sentence2", label="gold_label"),
     files={"train": ("MNLI/train.tsv",), "dev": ("MNLI/dev_matched.tsv",)},
     languages=("en",),

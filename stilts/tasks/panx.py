@@ -24,6 +24,7 @@ PANX = register(TaskSpec(
     name="panx",
     description="PAN-X / WikiANN NER (IOB2 tagging, 40 languages; XTREME-R's 8 more selectable)",
     head="tagging",
+    domain="entities",
     reader=partial(read_token_tsv, labels=LABELS),
     files={split: (f"panx/{split}-{{lang}}.tsv",) for split in ("train", "dev", "test")},
     languages=LANGUAGES,

@@ -3,7 +3,7 @@
 from functools import partial
 
 from stilts.tasks import register
-from stilts.tasks.formats import read_pair_tsv
+from stilts.tasks.formats import read_glue_tsv, read_pair_tsv, read_translated_pair_tsv
 from stilts.tasks.scoring import metric, score_labels
 from stilts.tasks.spec import HubSource, TaskSpec
 
@@ -20,8 +20,15 @@ PAWSX = register(TaskSpec(
     name="pawsx",
     description="PAWS-X (sentence-pair paraphrase classification, 7 languages)",
     head="classification",
+    domain="paraphrase",
     reader=partial(read_pair_tsv, labels=LABELS),
-    files={split: (f"pawsx/{split}-{{lang}}.tsv",) for split in ("train", "dev", "test")},
+    files={  # train: XTREME's English PAWS, XTREME's translate-train, or the PAWS-X release's own translations
+        "train": ("pawsx/train-{lang}.tsv", "xtreme_translations/PAWSX/translate-train/en-{lang}-translated.tsv",
+                  "pawsx/x-final/{lang}/translated_train.tsv"),
+        "dev": ("pawsx/dev-{lang}.tsv",), "test": ("pawsx/test-{lang}.tsv",)},
+    file_readers=(("xtreme_translations/PAWSX/translate-train/*.tsv", partial(read_translated_pair_tsv, labels=LABELS)),
+                  ("pawsx/x-final/*/translated_train.tsv",
+                   partial(read_glue_tsv, labels=LABELS, text_a="sentence1", text_b="sentence2", label="label"))),
     languages=LANGUAGES,
     labels=LABELS,
     scorer=score_labels,

@@ -1,6 +1,7 @@
 """Predictions rendered in the official formats, so anyone can re-score a run with the official
 scripts (or `python -m stilts.score`): QA `{question_id: answer}` JSON; XTREME's one prediction per
-line for classification and multiple choice; one tag per line, blank line between sentences, for tagging."""
+line for classification and multiple choice; one tag per line, blank line between sentences, for tagging;
+per-line masked-token counts for MLM."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ def render_predictions(spec: TaskSpec, examples: Sequence[Example], predictions:
     if spec.head == "span_qa":
         answers = {example["id"]: answer for example, answer in zip(examples, predictions)}
         return ".json", json.dumps(answers, ensure_ascii=False, indent=1) + "\n"
+    if spec.head == "mlm":  # per line: masked tokens right, masked tokens, summed negative log-likelihood
+        return ".tsv", "".join(f"{int(c)}\t{int(n)}\t{nll:.6f}\n" for c, n, nll in predictions)
     if spec.head == "tagging":
         return ".tsv", "".join("".join(f"{tag}\n" for tag in tags) + "\n" for tags in predictions)
     return ".tsv", "".join(f"{prediction}\n" for prediction in predictions)

@@ -19,6 +19,8 @@ QQP = register(TaskSpec(
     name="qqp",
     description="QQP (question-pair classification)",
     head="classification",
+    domain="paraphrase",
+    xstilts_pool=True,
     reader=partial(read_glue_tsv, labels=LABELS, text_a="question1", text_b="question2", label="is_duplicate"),
     files={"train": ("QQP/train.tsv",), "dev": ("QQP/dev.tsv",)},
     languages=("en",),

@@ -6,6 +6,7 @@ One adapter per head, so every task of a head scores the same way; the task pick
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -54,6 +55,15 @@ def score_squad_v2(examples: Sequence[Example], predictions: Sequence[str], lang
 def score_mlqa(examples: Sequence[Example], predictions: Sequence[str], language: str = "en") -> dict[str, float]:
     """MLQA's official EM/F1 with its per-language normalisation."""
     return mlqa(_qa_gold(examples), _qa_predictions(examples, predictions), language)
+
+
+def score_mlm(examples: Sequence[Example], predictions: Sequence[Sequence[float]], language: str = "en") -> dict[str, float]:
+    """Masked-token accuracy (0-100) and perplexity over every masked token of the set; each
+    prediction is [tokens predicted right, masked tokens, their summed negative log-likelihood]."""
+    correct, total, nll = (sum(p[i] for p in predictions) for i in range(3))
+    if not total:
+        return {"accuracy": 0.0, "perplexity": float("inf"), "masked_tokens": 0.0}
+    return {"accuracy": 100.0 * correct / total, "perplexity": math.exp(nll / total), "masked_tokens": float(total)}
 
 
 def qa_score(metrics: Mapping[str, float]) -> float:

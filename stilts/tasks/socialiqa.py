@@ -17,6 +17,8 @@ SOCIALIQA = register(TaskSpec(
     name="socialiqa",
     description="Social IQa (multiple choice over 3 answers)",
     head="multiple_choice",
+    domain="commonsense",
+    xstilts_pool=True,
     reader=read_socialiqa_jsonl,
     files={
         "train": ("socialiqa/socialiqa-train-dev/train.jsonl", "siqa/socialIQa_v1.4_trn.jsonl"),

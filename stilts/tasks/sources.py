@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from stilts.errors import StiltsError
-from stilts.tasks.spec import Example, TaskSpec
+from stilts.tasks.spec import Example, Reader, TaskSpec
 
 SAMPLES_ROOT = Path(__file__).resolve().parents[1] / "samples"
+
+
+def _english_only(spec: TaskSpec, split: str, language: str, bundle: tuple[str, ...]) -> bool:
+    """A training or dev file without a language in its name (squad/train-v1.1.json) is the
+    training language's: it never stands in for another language's data."""
+    trainable = spec.retrieve is None and split in ("train", "dev")
+    named = any("{lang}" in part or "{code}" in part for part in bundle)
+    return trainable and not named and language != spec.train_language
 
 
 def find_files(spec: TaskSpec, split: str, language: str, root: Path) -> list[Path]:
@@ -18,6 +26,8 @@ def find_files(spec: TaskSpec, split: str, language: str, root: Path) -> list[Pa
     tried = []
     for template in spec.files[split]:
         bundle = (template,) if isinstance(template, str) else template
+        if _english_only(spec, split, language, bundle):
+            continue
         code = (spec.file_languages or {}).get(language, language)
         patterns = [part.format(lang=language, code=code, split=split) for part in bundle]
         matches = [sorted(root.glob(pattern)) for pattern in patterns]
@@ -26,15 +36,23 @@ def find_files(spec: TaskSpec, split: str, language: str, root: Path) -> list[Pa
         tried.append(" + ".join(str(root / pattern) for pattern in patterns))
     hint = f" {spec.download_hint}" if spec.download_hint else ""
     raise StiltsError(
-        f"{spec.name}: no {split} data for language {language!r}: looked for {' or '.join(tried)}.{hint}"
+        f"{spec.name}: no {split} data for language {language!r}: looked for "
+        f"{' or '.join(tried) or f'a file with {language!r} in its name (the task has {spec.train_language} data only)'}.{hint}"
         " Run offline with experiment=quickstart (shipped samples), or point data.root at your download."
     )
 
 
-def read_file(spec: TaskSpec, path: Path) -> list[Example]:
+def reader_for(spec: TaskSpec, path: Path, root: Path | None = None) -> Reader:
+    """The reader of a file: the first of the task's `file_readers` whose pattern matches the
+    file's path under the data root, else the task's own reader."""
+    relative = PurePosixPath(path.relative_to(root).as_posix() if root is not None else path.as_posix())
+    return next((reader for pattern, reader in spec.file_readers if relative.match(pattern)), spec.reader)
+
+
+def read_file(spec: TaskSpec, path: Path, root: Path | None = None) -> list[Example]:
     """The task's reader on one file; a structural error the reader did not foresee names the file."""
     try:
-        return spec.reader(path)
+        return reader_for(spec, path, root)(path)
     except (KeyError, TypeError, IndexError, AttributeError, ValueError) as error:  # JSONDecodeError is a ValueError
         raise StiltsError(
             f"{path}: malformed {spec.name} file ({type(error).__name__}: {error}); expected {spec.description}"
@@ -43,7 +61,7 @@ def read_file(spec: TaskSpec, path: Path) -> list[Example]:
 
 def read_files(spec: TaskSpec, split: str, language: str, root: Path) -> list[Example]:
     """The examples of one split and language from the files under `root`."""
-    examples = [example for path in find_files(spec, split, language, root) for example in read_file(spec, path)]
+    examples = [example for path in find_files(spec, split, language, root) for example in read_file(spec, path, root)]
     if not examples:
         raise StiltsError(f"{spec.name}: the {split} split for {language!r} under {root} holds no examples")
     return examples

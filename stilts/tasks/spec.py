@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-Head = Literal["classification", "span_qa", "tagging", "multiple_choice", "retrieval"]
+Head = Literal["classification", "span_qa", "tagging", "multiple_choice", "mlm", "retrieval"]
+# What a task is about; mixtures can be defined by domain (`intermediate.mix.domains=[commonsense]`).
+DOMAINS = ("qa", "nli", "paraphrase", "commonsense", "syntax", "entities", "retrieval", "language_modelling")
 Example = dict[str, Any]
 Reader = Callable[[Path], list[Example]]
 # Scorer: (gold examples, example-level predictions, language) -> metrics on a 0-100 scale.
@@ -43,6 +45,7 @@ class TaskSpec:
     name: str
     description: str
     head: Head
+    domain: str  # one of DOMAINS
     reader: Reader | None  # None for retrieval targets, which read their files in `retrieve`
     # split -> path templates under data.root ({lang}, {split}; globs allowed), tried in order
     files: Mapping[str, tuple[FileTemplate, ...]]
@@ -61,6 +64,14 @@ class TaskSpec:
     fallback_label: str | None = None  # tagging: label for words cut off by max_length
     scorer_needs_language: bool = False  # the official metric normalises per language (MLQA)
     retrieve: Retrieve | None = None  # retrieval targets: no training, scored on encoder embeddings
+    xstilts_pool: bool = False  # one of the paper's nine English intermediate tasks (all9 and domain mixtures)
+    # (glob pattern of a path under data.root, reader) for files in another format than `reader`
+    # reads, e.g. XTREME's translate-train files; the first matching pattern wins.
+    file_readers: tuple[tuple[str, Reader], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.domain not in DOMAINS:
+            raise ValueError(f"task {self.name!r}: domain {self.domain!r} is not one of {DOMAINS}")
 
     @property
     def label_to_id(self) -> dict[str, int]:

@@ -58,6 +58,7 @@ TATOEBA = register(TaskSpec(
     name="tatoeba",
     description="Tatoeba sentence retrieval (36 languages; XTREME-R's 5 more selectable), no training",
     head="retrieval",
+    domain="retrieval",
     reader=read_indices,
     files={"test": (("tatoeba/tatoeba.{code}-eng.{code}", "tatoeba/tatoeba.{code}-eng.eng"),
                     ("tatoeba/v1/tatoeba.{code}-eng.{code}", "tatoeba/v1/tatoeba.{code}-eng.eng"),

@@ -1,7 +1,7 @@
 """TyDiQA-GoldP: extractive QA trained on English, evaluated zero-shot in 9 languages (target task)."""
 
 from stilts.tasks import register
-from stilts.tasks.formats import read_squad_json
+from stilts.tasks.formats import TRANSLATED_SQUAD, read_squad_json
 from stilts.tasks.scoring import qa_score, score_squad_v1
 from stilts.tasks.spec import HubSource, TaskSpec
 
@@ -26,11 +26,15 @@ TYDIQA = register(TaskSpec(
     name="tydiqa",
     description="TyDiQA-GoldP (span QA, 9 languages; the dev set is XTREME's test set)",
     head="span_qa",
+    domain="qa",
     reader=read_squad_json,
     files={
-        "train": ("tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.{lang}.train.json",),
+        # XTREME's per-language gold train files, else XTREME's translate-train (gs://xtreme_translations/TyDiQA-GoldP)
+        "train": ("tydiqa/tydiqa-goldp-v1.1-train/tydiqa.goldp.{lang}.train.json",
+                  "xtreme_translations/TyDiQA-GoldP/translate-train/tydiqa.translate.train.en-{lang}.json"),
         "dev": ("tydiqa/tydiqa-goldp-v1.1-dev/tydiqa.goldp.{lang}.dev.json",),
     },
+    file_readers=TRANSLATED_SQUAD,
     languages=tuple(LANGUAGE_NAMES),
     scorer=score_squad_v1,
     score_key=qa_score,

@@ -39,6 +39,7 @@ UDPOS = register(TaskSpec(
     name="udpos",
     description="UD POS tagging (UPOS, XTREME's 33 languages, UD v2.5; XTREME-R's 5 more selectable)",
     head="tagging",
+    domain="syntax",
     reader=read_ud,
     files={split: (f"udpos/{split}-{{lang}}.tsv", f"udpos/**/{{lang}}_*-ud-{split}.conllu")
            for split in ("train", "dev", "test")},

@@ -20,6 +20,7 @@ XCOPA = register(TaskSpec(
     name="xcopa",
     description="XCOPA (2-way multiple choice, 11 languages; trained on SIQA then English COPA)",
     head="multiple_choice",
+    domain="commonsense",
     reader=read_copa_jsonl,
     files={  # XTREME's download (dot or, in later versions, dash names), or XCOPA's own data/<lang>/ folders
         "train": ("xcopa/train.en.jsonl", "xcopa/train-en.jsonl"),

@@ -3,7 +3,7 @@
 from functools import partial
 
 from stilts.tasks import register
-from stilts.tasks.formats import read_pair_tsv
+from stilts.tasks.formats import read_pair_tsv, read_translated_pair_tsv
 from stilts.tasks.mnli import NLI_LABELS
 from stilts.tasks.scoring import metric, score_labels
 from stilts.tasks.spec import HubSource, TaskSpec
@@ -23,8 +23,13 @@ XNLI = register(TaskSpec(
     name="xnli",
     description="XNLI (sentence-pair classification, 15 languages)",
     head="classification",
+    domain="nli",
     reader=partial(read_pair_tsv, labels=NLI_LABELS),
-    files={"train": ("xnli/train-{lang}.tsv",), "dev": ("xnli/dev-{lang}.tsv",), "test": ("xnli/test-{lang}.tsv",)},
+    # train: XTREME's English MNLI, then XTREME's translate-train (gs://xtreme_translations/XNLI, copied as is)
+    files={"train": ("xnli/train-{lang}.tsv", "xtreme_translations/XNLI/translate-train/en-{lang}-translated.tsv"),
+           "dev": ("xnli/dev-{lang}.tsv",), "test": ("xnli/test-{lang}.tsv",)},
+    file_readers=(("xtreme_translations/XNLI/translate-train/*.tsv",
+                   partial(read_translated_pair_tsv, labels=NLI_LABELS, renamed={"contradictory": "contradiction"})),),
     languages=LANGUAGES,
     labels=NLI_LABELS,
     scorer=score_labels,

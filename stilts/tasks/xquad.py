@@ -1,7 +1,7 @@
 """XQuAD: extractive QA trained on English SQuAD v1.1, evaluated zero-shot in 11 languages (target)."""
 
 from stilts.tasks import register
-from stilts.tasks.formats import read_squad_json
+from stilts.tasks.formats import TRANSLATED_SQUAD, read_squad_json
 from stilts.tasks.scoring import qa_score, score_squad_v1
 from stilts.tasks.spec import HubSource, TaskSpec
 from stilts.tasks.squad import hub_rows_to_examples
@@ -14,8 +14,13 @@ XQUAD = register(TaskSpec(
     name="xquad",
     description="XQuAD (span QA, 11 languages; trained and selected on SQuAD v1.1)",
     head="span_qa",
+    domain="qa",
     reader=read_squad_json,
-    files={"train": ("squad/train-v1.1.json",), "dev": ("squad/dev-v1.1.json",), "test": ("xquad/xquad.{lang}.json",)},
+    files={  # train/dev: SQuAD v1.1, or XTREME's translations of it (gs://xtreme_translations/SQuAD, copied as is)
+        "train": ("squad/train-v1.1.json", "xtreme_translations/SQuAD/translate-train/squad.translate.train.en-{lang}.json"),
+        "dev": ("squad/dev-v1.1.json", "xtreme_translations/SQuAD/translate-dev/squad.translate.dev.en-{lang}.json"),
+        "test": ("xquad/xquad.{lang}.json",)},
+    file_readers=TRANSLATED_SQUAD,
     languages=LANGUAGES,
     scorer=score_squad_v1,
     score_key=qa_score,
