@@ -53,7 +53,10 @@ def _conf_node(group: str, name: str) -> dict[str, Any] | None:
 
 def task_defaults(name: str) -> dict[str, Any]:
     """A task's settings as an intermediate task, before overrides."""
-    get_task(name)  # unknown names list the valid ones
+    spec = get_task(name)  # unknown names list the valid ones
+    if spec.retrieve is not None or "train" not in spec.files:
+        raise StiltsError(f"task {name!r} has no training data (it is scored on embeddings); it cannot be an "
+                          "intermediate task")
     own = (_conf_node("intermediate", name) or {}).get(name)
     target = _conf_node("target", name) or {}
     defaults = {key: value for key, value in target.items() if key not in TARGET_ONLY}

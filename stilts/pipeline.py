@@ -232,6 +232,28 @@ def _finished_run(results_path: Path, key: str, overwrite: bool) -> dict[str, An
     return None
 
 
+def check_no_evaluation_data(cfg: DictConfig, planned: Sequence[Stage], target: TaskSpec,
+                             languages: Sequence[str]) -> None:
+    """A task can be an intermediate task and the target (`+intermediate=pawsx target=pawsx`), but
+    no intermediate stage may train or select models on a file the target is evaluated on."""
+    if cfg.data.source != "files" or cfg.target.eval_split not in target.files:
+        return
+    root = Path(cfg.data.root).expanduser()
+    evaluated = {path.resolve() for language in languages
+                 for path in find_files(target, cfg.target.eval_split, language, root)}
+    for stage in planned:
+        if stage.role != "intermediate":
+            continue
+        for name, task in stage.tasks.items():
+            used = {path.resolve() for split in ("train", "dev") for language in task.languages
+                    for path in find_files(task.spec, split, language, root)}
+            if used & evaluated:
+                raise StiltsError(
+                    f"intermediate task {name} would train or select models on {sorted(used & evaluated)[0]}, which "
+                    f"target {target.name} is evaluated on ({cfg.target.eval_split} split); evaluate on another split "
+                    f"(target.eval_split) or drop that language from intermediate languages")
+
+
 def describe_stage(stage: Stage) -> dict[str, Any]:
     """What an intermediate stage trained on, for reports grouping runs (single task vs mixture,
     domains, monolingual vs multilingual)."""
@@ -269,6 +291,7 @@ def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
         encoder_source = resolve_pretrained(cfg.model.name_or_path, cfg.paths.cache_dir, cfg.model.get("tiny"))
         pretrained = encoder_source
         planned = plan_stages(cfg, pretrained)
+        check_no_evaluation_data(cfg, planned, target, languages)
         summaries = {}
         for stage in planned:
             summaries[stage.name] = acquire_stage(cfg, stage, encoder_source, pretrained, run_name)

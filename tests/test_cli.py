@@ -73,7 +73,7 @@ def test_quickstart_runs_the_three_phases(quickstart, workspace) -> None:
     for stage in ("1-squad", "2-tydiqa"):
         folder = run / "stages" / stage
         assert (folder / "encoder" / "model.safetensors").exists()
-        assert (folder / "head.safetensors").exists()
+        assert (folder / "heads" / f"{stage.split('-', 1)[1]}.safetensors").exists()
         summary = json.loads((folder / "stage.json").read_text())
         assert 0.0 < summary["train_real_token_fraction"] <= 1.0
     # The target stage started from the intermediate stage's encoder.

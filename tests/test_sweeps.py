@@ -79,7 +79,8 @@ def test_a_run_killed_anywhere_reruns_to_the_same_metrics(point, reference, tmp_
     for folder in (reference / "outputs" / "stages").iterdir():
         rerun_folder = tmp_path / "outputs" / "stages" / folder.name
         assert not (rerun_folder / "lightning").exists()
-        for name in ("encoder/model.safetensors", "head.safetensors"):
+        task = folder.name.rsplit("-", 1)[0]
+        for name in ("encoder/model.safetensors", f"heads/{task}.safetensors"):
             assert (rerun_folder / name).read_bytes() == (folder / name).read_bytes(), (folder.name, name)
 
 
