@@ -36,7 +36,7 @@ from stilts.model.encoder import load_encoder, load_tokenizer, resolve_pretraine
 from stilts.model.heads import build_head
 from stilts.model.module import StiltsModule
 from stilts.results import average_metrics, build_results, format_table, read_results
-from stilts.mixtures import is_mixture
+from stilts.mixtures import expand_intermediate, is_mixture
 from stilts.stages import Stage, StageTask
 from stilts.tasks import get_task
 from stilts.tasks.sources import check_languages, find_files
@@ -91,12 +91,13 @@ def plan_stages(cfg: DictConfig, pretrained: str | None = None) -> list[Stage]:
     """Intermediate stages in the order given (single tasks or mixtures), the target's own `before`
     stages (part of its recipe, e.g. XTREME-R trains XCOPA on SIQA then COPA), then the target
     stage; keys chain through the plan. `pretrained` is what the first stage loads (the resolved
-    model source). `cfg.intermediate` is expanded (stilts.mixtures)."""
+    model source)."""
     identity = config_identity(cfg)
     shared = {"format": STAGE_FORMAT, "features": FEATURES_VERSION, "train": identity["train"],
               "trainer": trainer_identity(identity["trainer"]), "seed": cfg.seed, "source": cfg.data.source}
     parent: dict[str, Any] = {"pretrained": pretrained_identity(pretrained or cfg.model.name_or_path)}
-    stages_in_order = [(name, settings, "intermediate") for name, settings in (cfg.get("intermediate") or {}).items()]
+    intermediate = expand_intermediate(cfg.get("intermediate") or {})  # idempotent
+    stages_in_order = [(name, settings, "intermediate") for name, settings in intermediate.items()]
     stages_in_order += [(name, settings, "target-recipe") for name, settings in (cfg.target.get("before") or {}).items()]
     if get_task(cfg.target.name).retrieve is None:  # retrieval targets have no training stage
         stages_in_order.append((cfg.target.name, cfg.target, "target"))
@@ -236,14 +237,15 @@ def check_no_evaluation_data(cfg: DictConfig, planned: Sequence[Stage], target: 
                              languages: Sequence[str]) -> None:
     """A task can be an intermediate task and the target (`+intermediate=pawsx target=pawsx`), but
     no intermediate stage may train or select models on a file the target is evaluated on."""
-    if cfg.data.source != "files" or cfg.target.eval_split not in target.files:
+    intermediate = [stage for stage in planned if stage.role == "intermediate"]
+    if cfg.data.source != "files" or cfg.target.eval_split not in target.files or not intermediate:
         return
     root = Path(cfg.data.root).expanduser()
-    evaluated = {path.resolve() for language in languages
-                 for path in find_files(target, cfg.target.eval_split, language, root)}
-    for stage in planned:
-        if stage.role != "intermediate":
-            continue
+    evaluated = set()
+    for language in languages:
+        with contextlib.suppress(StiltsError):  # missing evaluation files are reported when they are read
+            evaluated.update(path.resolve() for path in find_files(target, cfg.target.eval_split, language, root))
+    for stage in intermediate:
         for name, task in stage.tasks.items():
             used = {path.resolve() for split in ("train", "dev") for language in task.languages
                     for path in find_files(task.spec, split, language, root)}

@@ -213,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         spec = get_task(args.task)
+        if spec.head not in _SCORERS:
+            raise StiltsError(f"{spec.name} has no prediction-file scorer ({spec.head} predictions are scored while "
+                              f"training; their counts are in the stage's predictions/ folder)")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             language = _language(spec, args.gold, args.lang)

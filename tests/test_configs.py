@@ -53,13 +53,16 @@ def test_option_composes_resolves_and_instantiates(group: str, option: str, tmp_
 
 @pytest.mark.parametrize("option", options("intermediate"))
 def test_intermediate_options_plan_stages(option: str) -> None:
-    cfg = compose_config(f"+intermediate={option}", "experiment=quickstart")
+    extra = ["intermediate.mix.tasks=[squad,mnli]"] if option == "mix" else []
+    cfg = compose_config(f"+intermediate={option}", "experiment=quickstart", *extra)
     stages = plan_stages(cfg)
     expected = [] if option == "none" else [option]
-    assert [s.spec.name for s in stages[:-1]] == expected
+    assert [s.label for s in stages[:-1]] == expected
     for stage in stages[:-1]:
         assert stage.role == "intermediate"
-        assert get_task(stage.spec.name).languages == ("en",)
+        for task in stage.tasks.values():
+            assert {"epochs", "effective_batch_size"} <= set(task.settings)  # defaults filled in
+            assert task.languages == (task.spec.languages if task.spec.name == "mlm" else ("en",))
     assert cfg.paths.run_name.startswith(f"xnli/{option}/tiny/seed42-")
 
 
