@@ -39,6 +39,7 @@ MIXTURE_DEFAULTS: dict[str, Any] = {
     "max_steps": None,  # null: the sum over tasks of epochs x steps per epoch (jiant)
     "rounds": None,  # dev evaluations (model-selection points); null: the largest member epochs
     "selection": None,  # {task: weight} of each task's dev score in model selection; null: equal
+    "lr": None,  # one optimizer for the whole stage; null: train.lr
 }
 MIXTURE_KEYS = frozenset({"tasks", "domains", *MIXTURE_DEFAULTS})
 TARGET_ONLY = ("name", "languages", "eval_split", "before")  # target settings that are not tunables
@@ -94,6 +95,8 @@ def expand_task(key: str, name: str, settings: Mapping[str, Any] | None) -> dict
 
 def _member_names(key: str, node: Mapping[str, Any]) -> list[str]:
     tasks, domains = node.get("tasks"), node.get("domains")
+    if tasks in (None, "???"):
+        raise StiltsError(f"{key}.tasks must be set: the tasks to mix, e.g. '{key}.tasks=[squad,mnli]' or {key}.tasks=all")
     if tasks == "all":
         names = [name for name in task_names() if get_task(name).xstilts_pool]
     elif isinstance(tasks, list) and tasks and all(isinstance(t, str) for t in tasks):
@@ -154,6 +157,10 @@ def expand_mixture(key: str, node: Mapping[str, Any]) -> dict[str, Any]:
     given = node["tasks"] if isinstance(node["tasks"], Mapping) else {}
     expanded = {**MIXTURE_DEFAULTS, **{k: v for k, v in node.items() if k not in ("tasks", "domains")}}
     expanded["tasks"] = {name: expand_task(f"{key}.tasks.{name}", name, given.get(name)) for name in names}
+    with_lr = [name for name, settings in expanded["tasks"].items() if settings.get("lr") is not None]
+    if with_lr:
+        raise StiltsError(f"{key}.tasks.{with_lr[0]}.lr: a mixture trains one optimizer; set {key}.lr instead")
+    _number(f"{key}.lr", expanded["lr"])
     if expanded["sampler"] not in SAMPLERS:
         raise StiltsError(f"{key}.sampler must be one of {', '.join(SAMPLERS)}, not {expanded['sampler']!r}")
     _number(f"{key}.temperature", expanded["temperature"], optional=False)

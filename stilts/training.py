@@ -223,7 +223,7 @@ def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: st
     # The world size is known once a trainer has resolved its devices ("auto", multi-node).
     world_size = make_trainer(cfg, stage, [], []).world_size
     datamodule, members, layout, epochs = _stage_data(cfg, stage, tokenizer, world_size)
-    lr = stage.settings.get("lr") if stage.mixture is None else None
+    lr = stage.settings.get("lr") if stage.mixture is None else stage.mixture["lr"]
     module = StiltsModule(encoder, _heads(stage, members, encoder, pretrained),
                           OptimSettings(lr=lr or cfg.train.lr, weight_decay=cfg.train.weight_decay,
                                         warmup_ratio=cfg.train.warmup_ratio))

@@ -55,6 +55,7 @@ def test_a_target_task_is_an_intermediate_task_with_its_target_tunables() -> Non
     ({"mix": {"tasks": ["squad"], "sampler": "round_robin"}}, "intermediate.mix.sampler must be one of"),
     ({"mix": {"tasks": ["squad", "nope"]}}, "unknown task 'nope'"),
     ({"mix": {"tasks": "squad"}}, "intermediate.mix.tasks must be 'all', a list"),
+    ({"mix": {"tasks": "???"}}, "intermediate.mix.tasks must be set: the tasks to mix"),
     ({"mix": {"tasks": ["squad"], "temperature": 0}}, "intermediate.mix.temperature must be a positive number"),
     ({"mix": {"tasks": ["squad", "mnli"], "sampler": "specified"}}, "intermediate.mix.weights is needed"),
     ({"mix": {"tasks": ["squad", "mnli"], "sampler": "specified", "weights": {"squad": 1}}}, "no weight for ['mnli']"),
@@ -65,6 +66,7 @@ def test_a_target_task_is_an_intermediate_task_with_its_target_tunables() -> Non
     ({"mix": {"tasks": "all", "domains": ["cooking"]}}, "intermediate.mix.domains must be a list of domains"),
     ({"pawsx": {"languages": ["de", "xx"]}}, "intermediate.pawsx.languages: pawsx has no language(s) ['xx']"),
     ({"bucc": None}, "task 'bucc' has no training data"),
+    ({"mix": {"tasks": {"squad": {"lr": 1e-4}}}}, "intermediate.mix.tasks.squad.lr: a mixture trains one optimizer"),
 ])
 def test_bad_mixture_settings_name_their_key(node, message) -> None:
     with pytest.raises(StiltsError) as error:
