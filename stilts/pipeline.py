@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message=r".*Using `DistributedSampler` with the dataloaders.*")
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda record: "Tip:" not in record.getMessage())
 RESULTS_FILE = "results.json"
-EVALUATION_ONLY = ("languages", "eval_split", "before")  # task settings that never change weights
+EVALUATION_ONLY = ("languages", "eval_split", "before")  # a target's settings that never change weights
 
 
 def _barrier() -> None:
