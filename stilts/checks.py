@@ -3,18 +3,23 @@ instead, and a key nobody reads (a typo such as `+intermediat=squad`) is an erro
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import tempfile
 from importlib import resources
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from stilts.errors import StiltsError
 from stilts.mixtures import expand_intermediate, is_mixture
+from stilts.stages import Stage
 from stilts.tasks import get_task
+from stilts.tasks.sources import find_files
+from stilts.tasks.spec import TaskSpec
 
 POSITIVE_INTS = ("train.micro_batch_size", "train.eval_batch_size", "train.checkpoint_every_n_steps")
 OPTIONAL_POSITIVE_INTS = ("train.effective_batch_size", "train.max_epochs")
@@ -138,3 +143,26 @@ def check_writable(folder: str | Path, key: str) -> None:
     except OSError as error:
         raise StiltsError(f"cannot write to {folder} ({error.strerror or error}): choose a writable folder with "
                           f"{key}=DIR") from None
+
+
+def check_no_evaluation_data(cfg: DictConfig, planned: Sequence[Stage], target: TaskSpec,
+                             languages: Sequence[str]) -> None:
+    """A task can be an intermediate task and the target (`+intermediate=pawsx target=pawsx`), but
+    no intermediate stage may train or select models on a file the target is evaluated on."""
+    intermediate = [stage for stage in planned if stage.role == "intermediate"]
+    if cfg.data.source != "files" or cfg.target.eval_split not in target.files or not intermediate:
+        return
+    root = Path(cfg.data.root).expanduser()
+    evaluated = set()
+    for language in languages:
+        with contextlib.suppress(StiltsError):  # missing evaluation files are reported when they are read
+            evaluated.update(path.resolve() for path in find_files(target, cfg.target.eval_split, language, root))
+    for stage in intermediate:
+        for name, task in stage.tasks.items():
+            used = {path.resolve() for split in ("train", "dev") for language in task.languages
+                    for path in find_files(task.spec, split, language, root)}
+            if used & evaluated:
+                raise StiltsError(
+                    f"intermediate task {name} would train or select models on {sorted(used & evaluated)[0]}, which "
+                    f"target {target.name} is evaluated on ({cfg.target.eval_split} split); evaluate on another split "
+                    f"(target.eval_split) or drop that language from intermediate languages")

@@ -35,7 +35,8 @@ from stilts.model.embeddings import EmbeddingSettings, SentenceEmbedder
 from stilts.model.encoder import load_encoder, load_tokenizer, resolve_pretrained
 from stilts.model.heads import build_head
 from stilts.model.module import StiltsModule
-from stilts.results import average_metrics, build_results, format_table, read_results
+from stilts.checks import check_no_evaluation_data
+from stilts.results import build_results, describe_stage, format_table, intermediate_metrics, read_results
 from stilts.mixtures import expand_intermediate, is_mixture
 from stilts.stages import Stage, StageTask
 from stilts.tasks import get_task
@@ -233,50 +234,6 @@ def _finished_run(results_path: Path, key: str, overwrite: bool) -> dict[str, An
     return None
 
 
-def check_no_evaluation_data(cfg: DictConfig, planned: Sequence[Stage], target: TaskSpec,
-                             languages: Sequence[str]) -> None:
-    """A task can be an intermediate task and the target (`+intermediate=pawsx target=pawsx`), but
-    no intermediate stage may train or select models on a file the target is evaluated on."""
-    intermediate = [stage for stage in planned if stage.role == "intermediate"]
-    if cfg.data.source != "files" or cfg.target.eval_split not in target.files or not intermediate:
-        return
-    root = Path(cfg.data.root).expanduser()
-    evaluated = set()
-    for language in languages:
-        with contextlib.suppress(StiltsError):  # missing evaluation files are reported when they are read
-            evaluated.update(path.resolve() for path in find_files(target, cfg.target.eval_split, language, root))
-    for stage in intermediate:
-        for name, task in stage.tasks.items():
-            used = {path.resolve() for split in ("train", "dev") for language in task.languages
-                    for path in find_files(task.spec, split, language, root)}
-            if used & evaluated:
-                raise StiltsError(
-                    f"intermediate task {name} would train or select models on {sorted(used & evaluated)[0]}, which "
-                    f"target {target.name} is evaluated on ({cfg.target.eval_split} split); evaluate on another split "
-                    f"(target.eval_split) or drop that language from intermediate languages")
-
-
-def describe_stage(stage: Stage) -> dict[str, Any]:
-    """What an intermediate stage trained on, for reports grouping runs (single task vs mixture,
-    domains, monolingual vs multilingual)."""
-    languages = {name: list(task.languages) for name, task in stage.tasks.items()}
-    return {"name": stage.label, "tasks": list(stage.tasks), "languages": languages,
-            "domains": {name: task.spec.domain for name, task in stage.tasks.items()},
-            "multilingual": any(set(langs) != {"en"} for langs in languages.values()),
-            "mixture": dict(stage.mixture) if stage.mixture is not None else None}
-
-
-def _intermediate_metrics(stages: Sequence[Stage], summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Each intermediate task's dev metrics (averaged over its dev languages): by task name for a
-    single-task stage, by `<mixture>/<task>` for a mixture's members."""
-    metrics = {}
-    for stage in stages:
-        for name, facts in summaries[stage.name]["tasks"].items():
-            key = name if stage.mixture is None else f"{stage.label}/{name}"
-            metrics[key] = average_metrics(facts["dev_metrics"])
-    return metrics
-
-
 def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
     """Run (or resume) the whole pipeline of one config: (its results document, whether the run
     had finished before and was skipped). DDP ranks other than 0 get an empty document."""
@@ -319,7 +276,7 @@ def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
             seed=cfg.seed,
             metrics={language: metrics[language] for language in languages},
             scores=scores,
-            intermediate_metrics=_intermediate_metrics(intermediate, summaries),
+            intermediate_metrics=intermediate_metrics(intermediate, summaries),
             config=OmegaConf.to_container(cfg, resolve=True),
             extra={"run_key": key, "resumed": any(facts["resumed_from_steps"] for facts in stage_facts.values()),
                    "stages": stage_facts, "intermediate_stages": [describe_stage(stage) for stage in intermediate]},

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from stilts.files import read_json
+from stilts.stages import Stage
 
 REQUIRED_KEYS = ("target", "intermediate", "model", "seed", "metrics", "average", "score", "run_key")
 
@@ -34,6 +35,27 @@ def build_results(*, target: str, intermediate: Sequence[str], model: str, seed:
         "config": dict(config),
         **(dict(extra) if extra else {}),
     }
+
+
+def describe_stage(stage: Stage) -> dict[str, Any]:
+    """What an intermediate stage trained on, for reports grouping runs (single task vs mixture,
+    domains, monolingual vs multilingual)."""
+    languages = {name: list(task.languages) for name, task in stage.tasks.items()}
+    return {"name": stage.label, "tasks": list(stage.tasks), "languages": languages,
+            "domains": {name: task.spec.domain for name, task in stage.tasks.items()},
+            "multilingual": any(set(langs) != {"en"} for langs in languages.values()),
+            "mixture": dict(stage.mixture) if stage.mixture is not None else None}
+
+
+def intermediate_metrics(stages: Sequence[Stage], summaries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Each intermediate task's dev metrics (averaged over its dev languages): by task name for a
+    single-task stage, by `<mixture>/<task>` for a mixture's members."""
+    metrics = {}
+    for stage in stages:
+        for name, facts in summaries[stage.name]["tasks"].items():
+            key = name if stage.mixture is None else f"{stage.label}/{name}"
+            metrics[key] = average_metrics(facts["dev_metrics"])
+    return metrics
 
 
 def read_results(path: str | Path) -> dict[str, Any] | None:
