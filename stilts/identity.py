@@ -30,6 +30,7 @@ INFRASTRUCTURE = {
     "trainer": frozenset({"_target_", "_partial_", "accelerator", "devices", "num_nodes", "strategy",
                           "enable_progress_bar", "log_every_n_steps", "enable_model_summary"}),
     "target": frozenset({"batch_size"}),
+    "model": frozenset({"label"}),
 }
 
 
@@ -55,6 +56,16 @@ def config_identity(cfg: DictConfig) -> dict[str, Any]:
 
 def run_key(cfg: DictConfig) -> str:
     return digest({"format": STAGE_FORMAT, "config": config_identity(cfg)}, length=8)
+
+
+def comparison_keys(cfg: DictConfig) -> dict[str, str]:
+    """What a run must share with its no-intermediate baseline for a gain to mean something:
+    `setting_key` hashes every number-changing setting but the intermediate setup, the seed and the
+    target (so one key spans a sweep's targets); `target_key` hashes the target's own settings
+    (task, languages, eval split, tunables)."""
+    identity = config_identity(cfg)
+    setting = {key: value for key, value in identity.items() if key not in ("intermediate", "seed", "target")}
+    return {"setting_key": digest(setting, length=8), "target_key": digest(identity["target"], length=8)}
 
 
 def trainer_identity(trainer: Mapping[str, Any]) -> dict[str, Any]:

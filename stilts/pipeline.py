@@ -30,7 +30,7 @@ from stilts import stages
 from stilts.data.datamodule import FEATURES_VERSION
 from stilts.errors import StiltsError
 from stilts.files import file_record, read_json, replace_folder, tree_records, write_json_atomic, write_text_atomic
-from stilts.identity import STAGE_FORMAT, config_identity, digest, run_key, trainer_identity
+from stilts.identity import STAGE_FORMAT, comparison_keys, config_identity, digest, model_tag, run_key, trainer_identity
 from stilts.model.embeddings import EmbeddingSettings, SentenceEmbedder
 from stilts.model.encoder import load_encoder, load_tokenizer, resolve_pretrained
 from stilts.model.heads import build_head
@@ -42,7 +42,8 @@ from stilts.stages import Stage, StageTask
 from stilts.tasks import get_task
 from stilts.tasks.sources import check_languages, find_files
 from stilts.tasks.spec import TaskSpec
-from stilts.training import finish_loggers, fit_stage, make_datamodule, make_loggers, make_trainer, write_predictions
+from stilts.training import (finish_loggers, fit_stage, log_run, make_datamodule, make_loggers, make_trainer,
+                             write_predictions)
 
 log = logging.getLogger(__name__)
 # Evaluation gathers every rank's predictions and drops the sampler's duplicates (StiltsModule._score).
@@ -119,17 +120,18 @@ def plan_stages(cfg: DictConfig, pretrained: str | None = None) -> list[Stage]:
     return planned
 
 
-def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: str, run_name: str) -> dict[str, Any]:
-    """The stage's summary: reused when finished and intact, else trained here, under the stage's
-    lock (a job that needs a stage another job is training waits, then reuses it). Under DDP, rank 0
-    decides and the other ranks follow it."""
+def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: str,
+                  run_name: str) -> tuple[dict[str, Any], bool]:
+    """The stage's summary and whether it was reused: reused when finished and intact, else trained
+    here, under the stage's lock (a job that needs a stage another job is training waits, then
+    reuses it). Under DDP, rank 0 decides and the other ranks follow it."""
     if rank_zero_only.rank != 0:
         summary = stages.await_rank_zero(stage.directory, stage.name)
         if summary is None:
             fit_stage(cfg, stage, encoder_source, pretrained, run_name)
             _barrier()
-            summary = read_json(stage.directory / stages.STAGE_FILE)
-        return summary
+            return read_json(stage.directory / stages.STAGE_FILE), False
+        return summary, True
     summary = stages.finished(stage.directory)
     if summary is None:
         with stages.training_lock(stage.directory, f"stage {stage.name}"):
@@ -141,9 +143,9 @@ def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained
                 finally:
                     stages.unclaim(stage.directory)
                 _barrier()
-                return read_json(stage.directory / stages.STAGE_FILE)
+                return read_json(stage.directory / stages.STAGE_FILE), False
     log.info("Stage %s: reusing %s (already trained with the same settings)", stage.name, stage.directory)
-    return summary
+    return summary, True
 
 
 def evaluate_target(cfg: DictConfig, stage: Stage, summary: Mapping[str, Any], languages: Sequence[str],
@@ -251,9 +253,9 @@ def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
         pretrained = encoder_source
         planned = plan_stages(cfg, pretrained)
         check_no_evaluation_data(cfg, planned, target, languages)
-        summaries = {}
+        summaries, reused = {}, {}
         for stage in planned:
-            summaries[stage.name] = acquire_stage(cfg, stage, encoder_source, pretrained, run_name)
+            summaries[stage.name], reused[stage.name] = acquire_stage(cfg, stage, encoder_source, pretrained, run_name)
             encoder_source = str(stage.encoder_dir)
         staging = run_dir / f".predictions-{os.getpid()}"
         if target.retrieve is not None:
@@ -268,18 +270,20 @@ def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
         intermediate = [stage for stage in planned if stage.role == "intermediate"]
         stage_facts = {name: {k: summary.get(k) for k in ("key", "dev_score", "train_real_token_fraction",
                                                          "global_steps", "world_size", "resumed_from_steps")}
-                       for name, summary in summaries.items()}
+                       | {"reused": reused[name]} for name, summary in summaries.items()}
         results = build_results(
             target=target.name,
             intermediate=[stage.label for stage in intermediate],
             model=cfg.model.name_or_path,
+            model_label=cfg.model.get("label") or model_tag(cfg.model.name_or_path),
             seed=cfg.seed,
             metrics={language: metrics[language] for language in languages},
             scores=scores,
             intermediate_metrics=intermediate_metrics(intermediate, summaries),
             config=OmegaConf.to_container(cfg, resolve=True),
-            extra={"run_key": key, "resumed": any(facts["resumed_from_steps"] for facts in stage_facts.values()),
-                   "stages": stage_facts, "intermediate_stages": [describe_stage(stage) for stage in intermediate]},
+            extra={"run_key": key, **comparison_keys(cfg), "stages": stage_facts,
+                   "resumed": any(facts["resumed_from_steps"] for facts in stage_facts.values()),
+                   "intermediate_stages": [describe_stage(stage) for stage in intermediate]},
         )
         if staging.exists():
             replace_folder(staging, run_dir / "predictions")
@@ -287,6 +291,7 @@ def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
         write_json_atomic(results_path, results)
         results_path.with_name("results.previous.json").unlink(missing_ok=True)
         log.info("Wrote %s", results_path)
+        log_run(cfg, results, run_name)
     return results, False
 
 

@@ -18,19 +18,22 @@ def average_metrics(per_language: Mapping[str, Mapping[str, float]]) -> dict[str
     return {name: sum(m[name] for m in per_language.values()) / len(per_language) for name in names}
 
 
-def build_results(*, target: str, intermediate: Sequence[str], model: str, seed: int,
+def build_results(*, target: str, intermediate: Sequence[str], model: str, model_label: str, seed: int,
                   metrics: Mapping[str, Mapping[str, float]], scores: Mapping[str, float],
                   intermediate_metrics: Mapping[str, Mapping[str, float]], config: Mapping[str, Any],
                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The results.json document; `score` is the task's XTREME score averaged over languages."""
+    """The results.json document; `score` is the task's XTREME score averaged over languages, `scores`
+    the XTREME score of each language; `model_label` names the model in reports."""
     return {
         "target": target,
         "intermediate": list(intermediate),
         "model": model,
+        "model_label": model_label,
         "seed": seed,
         "metrics": {language: dict(values) for language, values in metrics.items()},
         "average": average_metrics(metrics),
         "score": sum(scores.values()) / len(scores) if scores else float("nan"),
+        "scores": {language: float(value) for language, value in scores.items()},
         "intermediate_metrics": {task: dict(values) for task, values in intermediate_metrics.items()},
         "config": dict(config),
         **(dict(extra) if extra else {}),

@@ -83,6 +83,27 @@ def finish_loggers(loggers: Sequence[Any], failed: bool) -> None:
             logger.experiment.finish(exit_code=1 if failed else 0)
 
 
+def log_run(cfg: DictConfig, results: Mapping[str, Any], run_name: str) -> None:
+    """W&B only: one run per pipeline run (job_type "run") with the composed config, the
+    per-language table, the average and the XTREME score as summary values, and whether each stage
+    was reused from the stage store or trained by this run."""
+    for factory in (instantiate(node) for node in (cfg.logger or {}).values()):
+        if not issubclass(getattr(factory, "func", factory), WandbLogger):
+            continue
+        logger = factory(name=run_name, job_type="run")
+        names = list(dict.fromkeys(name for values in results["metrics"].values() for name in values))
+        rows = [[language, results["scores"].get(language), *(values.get(name) for name in names)]
+                for language, values in results["metrics"].items()]
+        logger.log_table("metrics", columns=["language", "score", *names], data=rows)
+        logger.experiment.config.update(results["config"], allow_val_change=True)
+        logger.experiment.summary.update({
+            "score": results["score"], **{f"average/{name}": value for name, value in results["average"].items()},
+            **{f"stages/{name}/reused": facts["reused"] for name, facts in results["stages"].items()},
+            "reused_stages": sum(facts["reused"] for facts in results["stages"].values()),
+        })
+        finish_loggers([logger], failed=False)
+
+
 def make_datamodule(cfg: DictConfig, task: StageTask, tokenizer, train: bool, languages: Sequence[str] = (),
                     labels: Sequence[str] | None = None) -> TaskDataModule:
     settings = FeaturizeSettings(**{f.name: task.settings[f.name] for f in fields(FeaturizeSettings)
