@@ -1,8 +1,10 @@
-"""Shared fixtures: a session-wide tiny XLM-R, the real data slices, an isolated cache."""
+"""Shared fixtures: a session-wide tiny XLM-R, the real data slices, an isolated cache, the quickstart sweeps."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,21 @@ def tiny_tokenizer(tiny_model_dir):
     from stilts.model.encoder import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))
+
+
+# The quickstart-sized sweeps the report and the question notebooks read (conf/experiment/*_quickstart).
+QUICKSTART_SWEEPS = ("paper_grid", "diversity", "scale", "order", "retrieval")
+
+
+@pytest.fixture(scope="session")
+def quickstart_sweeps(tmp_path_factory, stilts_cache) -> Path:
+    """One output folder holding every quickstart sweep, run once per session through the real CLI
+    (their shared runs and stages are reused across sweeps, as in a lab's outputs/)."""
+    output = tmp_path_factory.mktemp("quickstart-sweeps")
+    environment = dict(os.environ, STILTS_CACHE=str(stilts_cache), HF_HUB_OFFLINE="1", WANDB_MODE="offline")
+    for name in QUICKSTART_SWEEPS:
+        done = subprocess.run([sys.executable, "-m", "stilts.train", "-m", f"experiment={name}_quickstart",
+                               f"paths.output_dir={output}", "trainer.enable_progress_bar=false"],
+                              cwd=output, env=environment, capture_output=True, text=True, timeout=1200)
+        assert done.returncode == 0, (name, done.stderr[-3000:])
+    return output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,14 +143,32 @@ def test_ddp_on_two_cpu_processes(tmp_path, stilts_cache) -> None:
     assert run.stdout.count("XTREME score (xnli)") == 1
 
 
+def _wandb_summary(run_folder: Path) -> bytes:
+    """The offline W&B run of `run_folder` that holds the run-level summary (job_type "run"): the
+    bytes of its .wandb record log (summary items are protobuf: key, then value_json)."""
+    logs = [path.read_bytes() for path in run_folder.glob("wandb/offline-run-*/run-*.wandb")]
+    summaries = [data for data in logs if b"reused_stages" in data]
+    assert len(summaries) == 1
+    return summaries[0]
+
+
 @pytest.mark.slow
-def test_wandb_offline_one_run_per_stage(tmp_path, stilts_cache) -> None:
-    run = stilts("target=xnli", "experiment=quickstart", "logger=wandb", "target.languages=[en]",
-                 "train.max_epochs=1", cache=stilts_cache, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-3000:]
-    wandb_dir = run_folder(tmp_path / "outputs" / "runs", "xnli", "none", languages=["en"]) / "wandb"
-    offline_runs = sorted(wandb_dir.glob("offline-run-*"))
-    assert len(offline_runs) == 2  # the training stage and the zero-shot evaluation
+def test_wandb_offline_one_run_per_stage_and_a_run_summary(tmp_path, stilts_cache) -> None:
+    runs = tmp_path / "outputs" / "runs"
+    for languages in ("[en]", "[de]"):
+        run = stilts("target=xnli", "experiment=quickstart", "logger=wandb", f"target.languages={languages}",
+                     "train.max_epochs=1", cache=stilts_cache, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr[-3000:]
+    first, second = (run_folder(runs, "xnli", "none", languages=[language]) for language in ("en", "de"))
+    # The training stage, the zero-shot evaluation and the run's summary; the second run reuses the stage.
+    assert len(list((first / "wandb").glob("offline-run-*"))) == 3
+    assert len(list((second / "wandb").glob("offline-run-*"))) == 2
+    assert re.search(rb"stages/1-xnli/reused\x82\x01.false", _wandb_summary(first))
+    assert re.search(rb"stages/1-xnli/reused\x82\x01.true", _wandb_summary(second))
+    assert b"average/accuracy" in _wandb_summary(second) and b"\n\x05score" in _wandb_summary(second)
+    tables = list(second.glob("wandb/offline-run-*/files/media/table/metrics_*.table.json"))
+    table = json.loads(tables[0].read_text())
+    assert table["columns"][:3] == ["language", "score", "accuracy"] and [row[0] for row in table["data"]] == ["de"]
 
 
 def test_unknown_names_list_the_valid_ones(tmp_path, stilts_cache) -> None:

@@ -132,3 +132,18 @@ def test_each_logger_option_makes_one_logger_per_stage(option: str, tmp_path, mo
         else:
             assert logger.version == "1-xnli"
             assert str(tmp_path) in logger.save_dir
+
+
+@pytest.mark.parametrize("preset,model,seeds", [("paper_grid", "xlm-roberta-large", "1,2,3"),
+                                               ("paper_grid_quickstart", "tiny", "1,2")])
+def test_paper_grid_sweeps_the_nine_tasks_the_mixture_and_the_baseline_on_xtreme(preset, model, seeds) -> None:
+    from stilts.eval.xtreme import XTREME_CATEGORIES
+    from stilts.tasks import task_names
+
+    cfg = compose_config(f"experiment={preset}", hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    setups = params["+intermediate"].split(",")
+    assert setups[0] == "none" and setups[-1] == "all9"
+    assert sorted(setups[1:-1]) == sorted(name for name in task_names() if get_task(name).xstilts_pool)
+    assert params["target"].split(",") == [task for tasks in XTREME_CATEGORIES.values() for task in tasks]
+    assert params["seed"] == seeds and cfg.model.name_or_path == model

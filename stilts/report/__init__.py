@@ -9,12 +9,15 @@ statistics (pandas, scipy, matplotlib/seaborn). Reads results files only, never 
 
 from stilts.report.build import Report, build_report
 from stilts.report.load import load, load_runs, tidy
-from stilts.report.plots import correlation_scatter, heatmap
+from stilts.report.notebook import sweep_folder
+from stilts.report.plots import correlation_scatter, grouped_bars, heatmap
 from stilts.report.render import main_cells, markdown
 from stilts.report.stats import correlation, correlation_points, order
-from stilts.report.tables import diversity, gain_matrix, gains, main_table, per_language, retrieval, \
-    retrieval_families, scale, seed_gains, unmatched
+from stilts.report.tables import (diversity, gain_matrix, gains, main_table, per_language, retrieval,
+                                  retrieval_families, scale, seed_gains, unmatched)
 
-__all__ = ["Report", "build_report", "correlation", "correlation_points", "correlation_scatter", "diversity",
-           "gain_matrix", "gains", "heatmap", "load", "load_runs", "main_cells", "main_table", "markdown", "order",
-           "per_language", "retrieval", "retrieval_families", "scale", "seed_gains", "tidy", "unmatched"]
+__all__ = [
+    "Report", "build_report", "correlation", "correlation_points", "correlation_scatter", "diversity", "gain_matrix",
+    "gains", "grouped_bars", "heatmap", "load", "load_runs", "main_cells", "main_table", "markdown", "order",
+    "per_language", "retrieval", "retrieval_families", "scale", "seed_gains", "sweep_folder", "tidy", "unmatched",
+]

@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wandb", action="store_true",
                         help="also log the tables and plots to a W&B run in the sweep's group")
     parser.add_argument("--wandb-group", help="the W&B group (default: the runs' logger.wandb.group)")
-    parser.add_argument("--wandb-project", help="the W&B project (default: the runs' logger.wandb.project, else stilts)")
+    parser.add_argument("--wandb-project",
+                        help="the W&B project (default: the runs' logger.wandb.project, else stilts)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:

@@ -81,7 +81,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, ben
     report.tables["runs"] = runs
 
     main = tables.main_table(runs, benchmark)
-    report.main_markdown = render.main_cells(main, lambda cell: f"**{cell}**").to_markdown(index=False, disable_numparse=True)
+    report.main_markdown = render.markdown(render.main_cells(main, lambda cell: f"**{cell}**"))
     _write_table(report, "main", main, report.main_markdown)
     report.files.append(write_text_atomic(report.folder / "main.tex",
                                           render.latex(render.main_cells(main, lambda cell: rf"\textbf{{{cell}}}"))))

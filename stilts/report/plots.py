@@ -17,7 +17,7 @@ def heatmap(runs: pd.DataFrame, model: str) -> Figure:
     """Gains (setup x target) of one model over its baseline, in diverging colours centred on 0;
     a missing gain is left blank."""
     matrix = gain_matrix(runs, model)
-    figure = Figure(figsize=(1.0 + 0.75 * max(len(matrix.columns), 2), 1.2 + 0.45 * max(len(matrix), 1)),
+    figure = Figure(figsize=(2.5 + 0.75 * max(len(matrix.columns), 2), 2.5 + 0.45 * max(len(matrix), 1)),
                     layout="constrained")
     axes = figure.add_subplot()
     if matrix.empty:
@@ -30,6 +30,23 @@ def heatmap(runs: pd.DataFrame, model: str) -> Figure:
     axes.set_title(f"{model}: gain over the baseline (mean over seeds)")
     axes.set_xlabel("target")
     axes.set_ylabel("intermediate")
+    return figure
+
+
+def grouped_bars(table: pd.DataFrame, title: str, ylabel: str = "gain") -> Figure:
+    """A bar per (row, column) of a wide table (e.g. diversity groups x targets), grouped by column,
+    a line at 0; missing values leave a gap."""
+    frame = table.select_dtypes("number").drop(columns=["setups"], errors="ignore")
+    frame.index = [" ".join(map(str, key)) if isinstance(key, tuple) else str(key) for key in frame.index]
+    long = frame.rename_axis("group").reset_index().melt(id_vars="group", var_name="column", value_name="value")
+    figure = Figure(figsize=(2.0 + 0.9 * max(frame.shape[1], 2), 4.0), layout="constrained")
+    axes = figure.add_subplot()
+    sns.barplot(long.dropna(), x="column", y="value", hue="group", ax=axes)
+    axes.axhline(0, color="grey", linewidth=0.8)
+    axes.set_xlabel("")
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.tick_params(axis="x", labelrotation=45)
     return figure
 
 

@@ -83,6 +83,8 @@ def _bootstrap(x: np.ndarray, y: np.ndarray, statistic: Callable, seed: int) -> 
 
 def _correlate(x: np.ndarray, y: np.ndarray) -> dict[str, float | str]:
     row: dict[str, float | str] = {"points": len(x)}
+    row.update({f"{name}{part}": math.nan for name in ("spearman", "pearson")
+                for part in ("", " p", " ci low", " ci high")})
     if len(x) < MIN_POINTS or np.ptp(x) == 0 or np.ptp(y) == 0:
         row["note"] = (f"{len(x)} points: a correlation needs at least {MIN_POINTS}" if len(x) < MIN_POINTS
                        else "a constant variable: correlation undefined")

@@ -33,13 +33,26 @@ def cells(runs: pd.DataFrame) -> pd.DataFrame:
 
 def gains(runs: pd.DataFrame) -> pd.DataFrame:
     """Each (model, setup, target) cell with its matched baseline's mean and the gain (mean minus
-    the baseline's mean); `gain` is missing when no baseline matches (see `unmatched`)."""
+    the baseline's mean); `gain` is missing when no baseline matches (see `unmatched`). The baseline
+    is averaged over the cell's own seeds when it has them all (a paired comparison), else over all
+    of its seeds; `baseline_n` says over how many."""
     table = cells(runs)
-    baseline = table[table.setup == BASELINE][[*MATCH, "mean", "n"]]
-    baseline = baseline.rename(columns={"mean": "baseline", "n": "baseline_n"})
-    table = table.merge(baseline, on=MATCH, how="left")
+    baseline_scores = {key: group.set_index("seed")["score"]
+                       for key, group in runs[runs.setup == BASELINE].groupby(MATCH, sort=False)}
+    means, counts = [], []
+    for row in table.itertuples(index=False):
+        scores = baseline_scores.get(tuple(getattr(row, column) for column in MATCH))
+        chosen = _same_seeds(scores, row.seeds) if scores is not None else pd.Series(dtype=float)
+        means.append(chosen.mean() if len(chosen) else math.nan)
+        counts.append(int(chosen.count()))
+    table["baseline"], table["baseline_n"] = means, counts
     table["gain"] = table["mean"] - table["baseline"]
     return table
+
+
+def _same_seeds(values: pd.DataFrame | pd.Series, seeds: Sequence) -> pd.DataFrame | pd.Series:
+    """The baseline's values (indexed by seed) of `seeds` when it has every one, else all of them."""
+    return values.loc[list(seeds)] if set(seeds) <= set(values.index) else values
 
 
 def unmatched(runs: pd.DataFrame) -> pd.DataFrame:
@@ -93,12 +106,23 @@ def main_table(runs: pd.DataFrame, benchmark: str = "xtreme") -> pd.DataFrame:
     grouped = per_seed.groupby(level=["model", "setup"], sort=False)
     mean = grouped.mean()
     gain = pd.DataFrame(math.nan, index=mean.index, columns=mean.columns)
-    for model in mean.index.get_level_values("model").unique():
+    for model, setup in mean.index:
         if (model, BASELINE) in mean.index:
-            gain.loc[model] = (mean.loc[model] - mean.loc[(model, BASELINE)]).to_numpy()
-    # A target's gain is against its matched baseline (same target settings), never another's.
+            baseline = _same_seeds(per_seed.loc[(model, BASELINE)], per_seed.loc[(model, setup)].index)
+            gain.loc[(model, setup)] = (mean.loc[(model, setup)] - baseline.mean()).to_numpy()
+    # A target's gain is against its matched baseline (same target settings), never another's;
+    # an average's only when both sides average the same targets.
     for row in gains(runs).itertuples(index=False):
         gain.loc[(row.model, row.setup), row.column] = row.gain
+    members = {category: [column for column in wide.columns if task_of[column] in tasks]
+               for category, tasks in BENCHMARKS[benchmark].items()}
+    for (model, setup), row in mean.iterrows():
+        if (model, BASELINE) not in mean.index:
+            continue
+        for category, columns in members.items():
+            present = row[columns].notna().to_numpy()
+            if category in gain.columns and (present != mean.loc[(model, BASELINE), columns].notna().to_numpy()).any():
+                gain.loc[(model, setup), category] = math.nan
     table = pd.concat({"mean": mean, "std": grouped.std(), "n": grouped.count(), "gain": gain}, axis=1)
     table = table.swaplevel(axis=1)[[(column, stat) for column in per_seed.columns
                                      for stat in ("mean", "std", "n", "gain")]]

@@ -1,0 +1,86 @@
+"""stilts.report and the question notebooks on real quickstart sweeps (the paper's grid and the four
+question sweeps, run once per session through the real CLI)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+SETUPS = ["none", "squad", "mnli", "anli_plus", "qqp", "hellaswag", "cosmosqa", "commonsenseqa", "socialiqa", "ccg",
+          "all9"]
+
+
+@pytest.fixture(scope="module")
+def built_report(quickstart_sweeps, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    out = tmp_path_factory.mktemp("report")
+    done = subprocess.run([sys.executable, "-m", "stilts.report", str(quickstart_sweeps / "runs"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    return done, out
+
+
+@pytest.mark.slow
+def test_report_of_the_quickstart_sweeps_writes_every_table_and_plot(built_report) -> None:
+    done, out = built_report
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    for setup in SETUPS:  # the main table is printed, a row per setup
+        assert f"| {setup} " in done.stdout
+    names = {path.name for path in out.iterdir()}
+    expected = {"report.md", "results.csv", "main.csv", "main.md", "main.tex", "gains.csv", "diversity.csv",
+                "scale.csv", "order.csv", "correlation.csv", "retrieval.csv", "retrieval_families.csv",
+                "languages_tydiqa.csv", "heatmap_tiny.png", "heatmap_tiny.svg", "heatmap_tiny-large.png",
+                "correlation_tiny.png", "correlation_tiny.svg"}
+    assert expected <= names, expected - names
+    report_md = (out / "report.md").read_text(encoding="utf-8")
+    for image in ("heatmap_tiny.png", "heatmap_tiny-large.png", "correlation_tiny.png"):
+        assert f"]({image})" in report_md
+    assert "Nothing to show" not in report_md  # every question has data in these sweeps
+
+
+@pytest.mark.slow
+def test_report_numbers_of_the_quickstart_grid(built_report, quickstart_sweeps) -> None:
+    _, out = built_report
+    main = pd.read_csv(out / "main.csv").set_index(["model", "setup"])
+    tiny = main.loc["tiny"]
+    assert set(SETUPS) <= set(tiny.index)
+    # The paper grid has every XTREME task for each setup and seed: an XTREME score, two seeds.
+    assert tiny.loc[SETUPS, "XTREME mean"].notna().all()
+    assert (tiny.loc[SETUPS[1:], "xnli n"] == 2).all() and tiny.loc["none", "xnli n"] == 3  # order_quickstart: seed 3
+    assert (tiny.loc["none", ["xnli gain", "XTREME gain"]] == 0).all()
+    gains = pd.read_csv(out / "gains.csv")
+    row = gains[(gains.model == "tiny") & (gains.setup == "squad") & (gains.target == "tydiqa")].iloc[0]
+    assert row["gain"] == pytest.approx(row["mean"] - row["baseline"])
+    order = pd.read_csv(out / "order.csv")
+    assert (order.seeds == 3).all() and set(order.test) == {"Wilcoxon signed-rank"}
+    scale = pd.read_csv(out / "scale.csv")
+    assert set(scale.setup) == {"squad", "mnli"} and set(scale.target) == {"xnli", "tydiqa"}
+    retrieval = pd.read_csv(out / "retrieval.csv")
+    assert set(retrieval.training) == {"English-only", "multilingual"}
+    correlation = pd.read_csv(out / "correlation.csv")
+    pooled = correlation[(correlation.model == "tiny") & (correlation.target == "pooled")
+                         & (correlation.metric == "dev_score")].iloc[0]
+    assert pooled["points"] >= 9 * 9 and -1 <= pooled["spearman"] <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def test_notebook_runs(notebook, quickstart_sweeps, stilts_cache, tmp_path, monkeypatch) -> None:
+    """Each notebook runs its own sweep command (finished runs are skipped) and its analysis cells."""
+    monkeypatch.setenv("STILTS_OUTPUT", str(quickstart_sweeps))
+    monkeypatch.setenv("STILTS_CACHE", str(stilts_cache))
+    monkeypatch.delenv("STILTS_SWEEP", raising=False)
+    document = nbformat.read(notebook, as_version=4)
+    assert all(not cell.get("outputs") for cell in document.cells if cell.cell_type == "code"), "commit without outputs"
+    NotebookClient(document, timeout=900, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()  # the kernel inherits os.environ
+    outputs = [output for cell in document.cells if cell.cell_type == "code" for output in cell.outputs]
+    assert not [output for output in outputs if output.output_type == "error"]
+    assert any("text/html" in output.get("data", {}) for output in outputs)  # a table was shown
