@@ -380,3 +380,46 @@ def test_datamodule_reuses_cache_with_the_same_tokenizer_object(shared_data, tin
     second.prepare_data()
     assert caplog.text.count("reusing cached features") == 3
     assert second.train_set["input_ids"] == first.train_set["input_ids"]
+
+
+@pytest.fixture(scope="module")
+def xlmr_normalising_tokenizer(tiny_model_dir, tmp_path_factory):
+    """The tiny tokenizer with XLM-R's normaliser: the Precompiled charsmap of sentencepiece's
+    nmt_nfkc rule (XLM-R's sentencepiece model uses it; Hugging Face's XLM-R tokenizer applies it
+    as a Precompiled normaliser, then collapses runs of spaces). It deletes U+200B and U+FEFF."""
+    import sentencepiece as spm
+    from tokenizers import Regex, normalizers
+    from transformers.convert_slow_tokenizer import import_protobuf
+
+    from stilts.model.encoder import load_tokenizer
+
+    folder = tmp_path_factory.mktemp("nmt-nfkc")
+    (folder / "text.txt").write_text("Paris and London are cities .\n" * 20, encoding="utf-8")
+    spm.SentencePieceTrainer.train(input=str(folder / "text.txt"), model_prefix=str(folder / "m"), vocab_size=20,
+                                   normalization_rule_name="nmt_nfkc", minloglevel=2)
+    proto = import_protobuf().ModelProto()
+    proto.ParseFromString((folder / "m.model").read_bytes())
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    tokenizer.backend_tokenizer.normalizer = normalizers.Sequence(
+        [normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap), normalizers.Replace(Regex(" {2,}"), " ")])
+    return tokenizer
+
+
+def test_tagging_keeps_words_that_tokenise_to_nothing(xlmr_normalising_tokenizer) -> None:
+    """Zero-sub-word words at the start, middle and end (XLM-R deletes U+200B / U+FEFF; an empty
+    token) become the unknown token: one label and one decoded tag per gold word, none shifted."""
+    tokenizer, spec = xlmr_normalising_tokenizer, get_task("udpos")
+    examples = [{"id": "0", "tokens": ["\u200b", "Paris", "\ufeff", "and", "", "London", "\u200b"],
+                 "tags": ["SYM", "PROPN", "PUNCT", "CCONJ", "X", "PROPN", "SYM"]},
+                {"id": "1", "tokens": ["Paris", "London"], "tags": ["PROPN", "PROPN"]}]
+    lost = tokenizer([e["tokens"] for e in examples], is_split_into_words=True, add_special_tokens=False)
+    assert set(lost.word_ids(0)) == {1, 3, 5}  # the case is real: four words have no sub-word at all
+    features = tagging(_columns(examples), tokenizer, FeaturizeSettings(max_length=128), spec.label_to_id)
+    for example, input_ids, labels in zip(examples, features["input_ids"], features["labels"]):
+        kept = [label for label in labels if label != IGNORE_INDEX]
+        assert kept == [spec.label_to_id[tag] for tag in example["tags"]]
+    first = features["input_ids"][0]
+    assert first[1] == tokenizer.unk_token_id and first[-2] == tokenizer.unk_token_id
+    table = datasets.Dataset.from_dict(features)
+    predictions = {i: [label for label in labels if label != IGNORE_INDEX] for i, labels in enumerate(features["labels"])}
+    assert decode(spec, spec.labels, examples, table, predictions) == [e["tags"] for e in examples]

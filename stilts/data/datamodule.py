@@ -29,7 +29,7 @@ from stilts.tasks.sources import load_examples
 from stilts.tasks.spec import Example, TaskSpec
 
 log = logging.getLogger(__name__)
-FEATURES_VERSION = 2  # bump when featurization changes, to invalidate old caches
+FEATURES_VERSION = 3  # bump when featurization changes, to invalidate old caches (3: no tagged word lost)
 OTHER_LABEL = "<other>"
 
 

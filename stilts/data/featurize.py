@@ -7,7 +7,7 @@ collator pads each batch to its own longest sequence.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,9 +57,22 @@ def multiple_choice(batch: Batch, tokenizer, settings: FeaturizeSettings, label_
             "example_index": batch["example_index"]}
 
 
+def _no_word_lost(tokenizer, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
+    """Each word the tokenizer turns into nothing (XLM-R's normaliser deletes U+200B, U+FEFF, ...;
+    an empty word) becomes the unknown token, as XTREME's utils_tag.py does, so that every gold word
+    keeps a sub-word, a label and a prediction; otherwise every later tag of the sentence shifts."""
+    probe = tokenizer([list(words) for words in sentences], is_split_into_words=True, add_special_tokens=False)
+    fixed = []
+    for i, words in enumerate(sentences):
+        present = set(probe.word_ids(i))
+        fixed.append([word if index in present else tokenizer.unk_token for index, word in enumerate(words)])
+    return fixed
+
+
 def tagging(batch: Batch, tokenizer, settings: FeaturizeSettings, label_to_id: Mapping[str, int]) -> dict:
     """Label the first sub-word of each word; later sub-words, specials and cut-off words are ignored."""
-    encoded = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=settings.max_length)
+    encoded = tokenizer(_no_word_lost(tokenizer, batch["tokens"]), is_split_into_words=True, truncation=True,
+                        max_length=settings.max_length)
     labels = []
     for i, tags in enumerate(batch["tags"]):
         row, previous = [], None
