@@ -30,7 +30,7 @@ INFRASTRUCTURE = {
     "trainer": frozenset({"_target_", "_partial_", "accelerator", "devices", "num_nodes", "strategy",
                           "enable_progress_bar", "log_every_n_steps", "enable_model_summary"}),
     "target": frozenset({"batch_size"}),
-    "model": frozenset({"label"}),
+    "model": frozenset({"label", "gradient_checkpointing"}),
 }
 
 

@@ -28,6 +28,7 @@ from stilts.pipeline import print_results, run_pipeline
 from stilts.sweep import FAILED_FILE, record_failure, record_job, run_alone, spawns_rank_processes, sweep_id
 from stilts.tasks import get_task
 from stilts.tasks.sources import SAMPLES_ROOT
+from stilts.training import default_precision
 
 log = logging.getLogger("stilts")
 
@@ -51,6 +52,7 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("stilts.sweep_id", sweep_id, replace=True)
     OmegaConf.register_new_resolver("stilts.model_tag", model_tag, replace=True)
     OmegaConf.register_new_resolver("stilts.run_key", _job_run_key, replace=True)
+    OmegaConf.register_new_resolver("stilts.precision", default_precision, replace=True)
 
 
 register_resolvers()

@@ -58,6 +58,14 @@ def batch_layout(effective: int, micro_batch_size: int, world_size: int) -> tupl
     return micro, share // micro
 
 
+def default_precision(accelerator: str) -> str:
+    """`trainer=default`'s precision (`${stilts.precision:...}`): bf16 mixed precision when the
+    accelerator is (or auto-detects) a CUDA GPU that supports bf16, else full fp32."""
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
 def make_loggers(cfg: DictConfig, version: str, job_type: str, run_name: str,
                  resume_step: int | None = None) -> list[Any]:
     """One logger instance per stage: CSV/TensorBoard version = stage, W&B run per stage (job_type =
@@ -241,6 +249,8 @@ def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: st
              encoder_source, stage.directory)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     tokenizer, encoder = load_tokenizer(encoder_source), load_encoder(encoder_source)
+    if cfg.model.get("gradient_checkpointing"):  # non-reentrant: dropout masks are replayed, numbers unchanged
+        encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     # The world size is known once a trainer has resolved its devices ("auto", multi-node).
     world_size = make_trainer(cfg, stage, [], []).world_size
     datamodule, members, layout, epochs = _stage_data(cfg, stage, tokenizer, world_size)

@@ -147,3 +147,50 @@ def test_paper_grid_sweeps_the_nine_tasks_the_mixture_and_the_baseline_on_xtreme
     assert sorted(setups[1:-1]) == sorted(name for name in task_names() if get_task(name).xstilts_pool)
     assert params["target"].split(",") == [task for tasks in XTREME_CATEGORIES.values() for task in tasks]
     assert params["seed"] == seeds and cfg.model.name_or_path == model
+
+
+# jiant's XTREME scripts (nyu-mll/jiant, jiant/scripts/benchmarks/xtreme/subscripts/): epochs and
+# batches from d_write_configs.sh (train_batch_size x gradient_accumulation_steps), lengths from
+# c_tokenize_and_cache.sh. Retrieval targets have no training: only their length.
+JIANT_XTREME = {
+    "xnli": {"epochs": 2, "effective_batch_size": 32, "max_length": 256},
+    "pawsx": {"epochs": 5, "effective_batch_size": 32, "max_length": 256},
+    "udpos": {"epochs": 10, "effective_batch_size": 32, "max_length": 256},
+    "panx": {"epochs": 10, "effective_batch_size": 32, "max_length": 256},
+    "xquad": {"epochs": 2, "effective_batch_size": 16, "max_length": 384},
+    "mlqa": {"epochs": 2, "effective_batch_size": 16, "max_length": 384},
+    "tydiqa": {"epochs": 2, "effective_batch_size": 16, "max_length": 384},
+    "bucc": {"max_length": 512},
+    "tatoeba": {"max_length": 512},
+}
+
+
+@pytest.mark.parametrize("target", sorted(JIANT_XTREME))
+def test_target_settings_follow_jiants_xtreme_scripts(target: str) -> None:
+    cfg = compose_config(f"target={target}")
+    assert {key: cfg.target[key] for key in JIANT_XTREME[target]} == JIANT_XTREME[target]
+    assert "jiant" in (CONF / "target" / f"{target}.yaml").read_text(encoding="utf-8")  # the YAML cites it
+    assert cfg.model.retrieval_layer == 14  # XLM-R large: jiant's xtreme_runconfig_writer.py, mean pooling
+
+
+def test_default_trainer_uses_bf16_on_a_gpu_that_supports_it(monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert compose_config().trainer.precision == "bf16-mixed"
+    assert compose_config("trainer=cpu").trainer.precision == "32-true"  # a GPU there, but not used
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    assert compose_config().trainer.precision == "32-true"  # e.g. a V100
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert compose_config().trainer.precision == "32-true"
+
+
+def test_gradient_checkpointing_changes_no_key() -> None:
+    from stilts.identity import run_key
+
+    plain = compose_config("experiment=quickstart", "+intermediate=squad", "target=tydiqa")
+    checkpointed = compose_config("experiment=quickstart", "+intermediate=squad", "target=tydiqa",
+                                  "model.gradient_checkpointing=true")
+    assert run_key(plain) == run_key(checkpointed)
+    assert [s.key for s in plan_stages(plain)] == [s.key for s in plan_stages(checkpointed)]
