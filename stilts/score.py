@@ -14,8 +14,10 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from stilts.errors import StiltsError
+from stilts.eval.qa import Answer
 from stilts.eval.xtreme import BENCHMARKS, collect_task_scores, xtreme_score
 from stilts.tasks import get_task, task_names
 from stilts.tasks.formats import qa_has_gold
@@ -53,18 +55,35 @@ def _check_count(gold: Path, n_gold: int, pred: Path, n_pred: int) -> None:
         raise StiltsError(f"{pred} has {n_pred} predictions but {gold} has {n_gold} examples; expected one per line")
 
 
-def score_span_qa(spec: TaskSpec, gold: Path, pred: Path, language: str) -> Metrics:
-    """PRED is the official `{question_id: answer_text}` JSON; gold decides which questions count."""
+def _read_json_object(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as error:
+        raise StiltsError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
+
+
+def _with_null_odds(answers: list[str | None], ids: list[str], na_prob_file: Path) -> list[Answer | str | None]:
+    """SQuAD v2's `--na-prob-file` ({question_id: no-answer odds}) attached to the answers."""
+    odds = _read_json_object(na_prob_file)
+    if not isinstance(odds, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                             for v in odds.values()):
+        raise StiltsError(f"{na_prob_file}: expected a JSON object {{question_id: no-answer odds}} with numbers")
+    absent = [qid for qid in ids if qid not in odds]
+    if absent:
+        raise StiltsError(f"{na_prob_file}: {len(absent)} questions have no odds (first: {', '.join(absent[:3])})")
+    return [Answer(answer or "", odds[qid]) for qid, answer in zip(ids, answers)]
+
+
+def score_span_qa(spec: TaskSpec, gold: Path, pred: Path, language: str, na_prob_file: Path | None = None) -> Metrics:
+    """PRED is the official `{question_id: answer_text}` JSON; gold decides which questions count.
+    With `na_prob_file` (SQuAD v2) the best-threshold scores are added, as the official script does."""
     examples = read_file(spec, gold)
     if not qa_has_gold(examples):
         raise StiltsError(f"{gold}: has no gold answers (XTREME strips them from test files)")
     if len({example["id"] for example in examples}) != len(examples):
         raise StiltsError(f"{gold}: question ids repeat, so predictions could not be told apart")
-    try:
-        with open(pred, encoding="utf-8") as handle:
-            predictions = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise StiltsError(f"{pred}:{error.lineno}: invalid JSON ({error.msg})") from None
+    predictions = _read_json_object(pred)
     if not isinstance(predictions, dict) or not all(isinstance(text, str) for text in predictions.values()):
         raise StiltsError(f"{pred}: expected a JSON object {{question_id: answer_text}} with string answers")
     ids = {example["id"] for example in examples}
@@ -72,7 +91,10 @@ def score_span_qa(spec: TaskSpec, gold: Path, pred: Path, language: str) -> Metr
     if extra:
         warnings.warn(f"{len(extra)} predictions have ids not in {gold}; ignored (first: {', '.join(extra[:3])})")
     # A question without a prediction scores 0 (in the totals); the eval layer warns with the count.
-    return spec.scorer(examples, [predictions.get(example["id"]) for example in examples], language)
+    answers = [predictions.get(example["id"]) for example in examples]
+    if na_prob_file is not None:
+        answers = _with_null_odds(answers, [example["id"] for example in examples], na_prob_file)
+    return spec.scorer(examples, answers, language)
 
 
 def score_classification(spec: TaskSpec, gold: Path, pred: Path, language: str) -> Metrics:
@@ -210,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pred", type=Path, help="predictions: QA {id: answer} JSON, else one per line")
     parser.add_argument("--lang", help="language of the gold file (MLQA's normalisation depends on it); "
                                        "read off the file name when not given")
+    parser.add_argument("--na-prob-file", type=Path,
+                        help="SQuAD v2: {question_id: no-answer odds} JSON; adds best_exact / best_f1 and thresholds")
     args = parser.parse_args(argv)
     try:
         spec = get_task(args.task)
@@ -219,7 +243,14 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             language = _language(spec, args.gold, args.lang)
-            metrics: dict[str, object] = dict(_SCORERS[spec.head](spec, args.gold, args.pred, language))
+            if args.na_prob_file is not None:
+                if not spec.allow_no_answer:
+                    raise StiltsError(f"--na-prob-file is for tasks with unanswerable questions (squad), not "
+                                      f"{spec.name}")
+                metrics: dict[str, object] = dict(score_span_qa(spec, args.gold, args.pred, language,
+                                                                args.na_prob_file))
+            else:
+                metrics = dict(_SCORERS[spec.head](spec, args.gold, args.pred, language))
     except OSError as error:
         print(f"error: {error.filename or args.pred}: {error.strerror or error}", file=sys.stderr)
         return 2

@@ -32,6 +32,7 @@ from stilts.data.mixture import MixtureDataModule, MixtureSettings
 from stilts.data.multitask import common_accumulation
 from stilts.data.featurize import FeaturizeSettings
 from stilts.errors import DivergedError, StiltsError
+from stilts.eval.qa import Answer
 from stilts.files import atomic_output, read_json, replace_folder, write_json_atomic, write_text_atomic
 from stilts.loggers import CSVLogger
 from stilts.model.encoder import load_encoder, load_mlm_head, load_tokenizer
@@ -134,10 +135,15 @@ def make_trainer(cfg: DictConfig, stage: Stage, loggers: list[Any], callbacks: l
 
 
 def write_predictions(spec: TaskSpec, datamodule: TaskDataModule, stage: str, folder: Path) -> None:
-    """Each evaluation set's predictions in the official format, e.g. predictions/test-de.tsv."""
+    """Each evaluation set's predictions in the official format, e.g. predictions/test-de.tsv; for
+    SQuAD v2 also the no-answer odds (dev-en.null_odds.json, the official script's --na-prob-file)."""
     for eval_set in datamodule.val_sets if stage == "val" else datamodule.test_sets:
-        suffix, text = render_predictions(spec, eval_set.examples, datamodule.predictions[stage][eval_set.name])
+        predictions = datamodule.predictions[stage][eval_set.name]
+        suffix, text = render_predictions(spec, eval_set.examples, predictions)
         write_text_atomic(folder / f"{eval_set.split}-{eval_set.name}{suffix}", text)
+        if predictions and all(isinstance(answer, Answer) for answer in predictions):  # SQuAD v2's --na-prob-file
+            odds = {example["id"]: answer.null_odds for example, answer in zip(eval_set.examples, predictions)}
+            write_json_atomic(folder / f"{eval_set.split}-{eval_set.name}.null_odds.json", odds)
 
 
 def _resume_point(stage: Stage, layout: Mapping[str, int]) -> Path | None:

@@ -231,3 +231,31 @@ def test_load_squad_gold_rejects_duplicate_ids_in_real_file() -> None:
     # XTREME's TyDiQA-GoldP *train* files reuse ids ("0", "1", ...): {qid: answer} predictions can't score them.
     with pytest.raises(ValueError, match="question id '0' occurs again"):
         load_squad_gold(_data_file("tydiqa_goldp/tydiqa.goldp.en.train.json"))
+
+
+def test_squad_v2_best_thresholds_by_hand() -> None:
+    """Hand-computed: start at 2/4 right (every question unanswered), switch q1 (odds 0.1, right):
+    3/4; q4 (0.2, empty prediction): still 3; q3 (0.8, an answer to an unanswerable): 2; q2 (0.9,
+    wrong): 2. Best 75 at threshold 0.1; the predictions as given score 50."""
+    from stilts.eval.qa import squad_v2
+
+    gold = {"q1": ["Paris"], "q2": ["Rome"], "q3": [], "q4": []}
+    predictions = {"q1": "Paris", "q2": "Berlin", "q3": "x", "q4": ""}
+    odds = {"q1": 0.1, "q2": 0.9, "q3": 0.8, "q4": 0.2}
+    result = squad_v2(gold, predictions, odds)
+    assert result["exact"] == 50.0 and result["best_exact"] == 75.0 and result["best_exact_thresh"] == 0.1
+    assert result["best_f1"] == 75.0 and result["best_f1_thresh"] == 0.1
+    assert "best_exact" not in squad_v2(gold, predictions)  # without odds: the scores of the plain script
+    with pytest.raises(ValueError, match="no no-answer odds"):
+        squad_v2(gold, predictions, {"q1": 0.1})
+
+
+def test_squad_v2_best_f1_uses_partial_credit() -> None:
+    from stilts.eval.qa import squad_v2
+
+    gold = {"a": ["the big red house"], "b": []}
+    result = squad_v2(gold, {"a": "big red", "b": "house"}, {"a": -1.0, "b": 0.5})
+    # "big red" vs "big red house" (articles dropped): F1 0.8. Switching a on (odds -1) adds 0.8 to
+    # b's 1 (unanswered, right): 1.8 / 2; switching b on too would cost 1.
+    assert result["best_f1"] == pytest.approx(90.0) and result["best_exact"] == 50.0
+    assert result["best_f1_thresh"] == -1.0

@@ -69,6 +69,31 @@ def test_squad_v2_subset_matches_the_official_script_through_the_real_cli() -> N
     assert "not in" in result.stderr and "ignored" in result.stderr
 
 
+def test_squad_v2_na_prob_file_adds_the_best_thresholds(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The official script's --na-prob-file path on a hand-computed case (see test_eval_qa)."""
+    context = "Paris Rome x"
+
+    def qa(qid: str, answer: str | None) -> dict:
+        answers = [{"text": answer, "answer_start": context.index(answer)}] if answer else []
+        return {"id": qid, "question": "?", "answers": answers, "is_impossible": answer is None}
+    gold = tmp_path / "dev-v2.0.json"
+    gold.write_text(json.dumps({"version": "v2.0", "data": [{"title": "t", "paragraphs": [
+        {"context": context, "qas": [qa("q1", "Paris"), qa("q2", "Rome"), qa("q3", None), qa("q4", None)]}]}]}))
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps({"q1": "Paris", "q2": "Berlin", "q3": "x", "q4": ""}))
+    odds = tmp_path / "null_odds.json"
+    odds.write_text(json.dumps({"q1": 0.1, "q2": 0.9, "q3": 0.8, "q4": 0.2}))
+    code, metrics, err = _score(capsys, "squad", gold, pred, "--na-prob-file", odds)
+    assert code == 0, err
+    assert metrics["exact"] == 50.0 and metrics["best_exact"] == 75.0 and metrics["best_exact_thresh"] == 0.1
+    odds.write_text(json.dumps({"q1": 0.1}))
+    code, metrics, err = _score(capsys, "squad", gold, pred, "--na-prob-file", odds)
+    assert code == 2 and err.startswith("error: ") and "3 questions have no odds" in err
+    gold_xnli, labels = _xnli_gold_labels()
+    code, _, err = _score(capsys, "xnli", gold_xnli, _write_lines(tmp_path / "p.tsv", labels), "--na-prob-file", odds)
+    assert code == 2 and "--na-prob-file is for tasks with unanswerable questions" in err
+
+
 def test_tydiqa_uses_v1_rules_and_matches_xtreme_on_xquad_en(capsys: pytest.CaptureFixture[str]) -> None:
     gold = _data_file("xquad/xquad.en.json")
     pred = _data_file("squad_v1_predictions/pred.BERT_ensemble_GoogleAI.v1.1.json")

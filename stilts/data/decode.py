@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from stilts.eval.qa import Answer
 from stilts.tasks.spec import Example, TaskSpec
 
 
@@ -13,7 +14,8 @@ def decode_span_qa(examples: Sequence[Example], example_index: Sequence[int], of
                    predictions: Mapping[int, Mapping[str, Any]], allow_no_answer: bool,
                    max_answer_length: int = 30) -> list[str]:
     """Best-scoring valid span over all windows of each question (run_qa.py's post-processing);
-    with unanswerable questions, the empty answer wins when the null score is higher."""
+    with unanswerable questions, the empty answer wins when the null score is higher, and each
+    answer carries those odds (an `Answer`, for SQuAD v2's best-threshold scores)."""
     windows: dict[int, list[int]] = defaultdict(list)
     for feature, example in enumerate(example_index):
         windows[example].append(feature)
@@ -31,7 +33,11 @@ def decode_span_qa(examples: Sequence[Example], example_index: Sequence[int], of
                     if start_logit + end_logit > best_score:
                         best_score = start_logit + end_logit
                         best_text = example["context"][feature_offsets[start][0]:feature_offsets[end][1]]
-        answers.append("" if allow_no_answer and null_score > best_score else best_text)
+        if allow_no_answer:
+            odds = null_score - best_score
+            answers.append(Answer("" if odds > 0 else best_text, odds))
+        else:
+            answers.append(best_text)
     return answers
 
 

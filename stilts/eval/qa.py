@@ -93,12 +93,44 @@ def squad_v1(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str]) 
     return max_over_gold(gold, predictions, exact_match_score, f1_score, "v1.1 (use squad_v2 for unanswerable)")
 
 
-def squad_v2(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str]) -> dict[str, float]:
-    """Scores of `evaluate-v2.0.py` (no na_prob file); an empty answer list marks an unanswerable question.
+class Answer(str):
+    """A decoded answer text carrying its question's no-answer odds: the null span's score minus the
+    best span's (what SQuAD v2's `--na-prob-file` holds; the answer is "" when the odds are > 0)."""
+
+    null_odds: float
+
+    def __new__(cls, text: str, null_odds: float) -> "Answer":
+        answer = super().__new__(cls, text)
+        answer.null_odds = float(null_odds)
+        return answer
+
+
+def _best_threshold(predictions: Mapping[str, str], scores: Mapping[str, float], na_probs: Mapping[str, float],
+                    has_answer: Mapping[str, bool]) -> tuple[float, float]:
+    """`evaluate-v2.0.py`'s find_best_thresh: start from "no answer everywhere", switch questions to
+    their prediction in increasing no-answer odds and keep the best total; (score 0-100, threshold)."""
+    current = best = float(sum(not answerable for answerable in has_answer.values()))
+    threshold = 0.0
+    for qid in sorted(na_probs, key=lambda key: na_probs[key]):
+        if qid not in scores:
+            continue
+        current += scores[qid] if has_answer[qid] else (-1.0 if predictions[qid] else 0.0)
+        if current > best:
+            best, threshold = current, na_probs[qid]
+    return 100.0 * best / len(scores), threshold
+
+
+def squad_v2(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str],
+             na_probs: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Scores of `evaluate-v2.0.py`; an empty answer list marks an unanswerable question.
 
     As in the official script, gold answers that normalise to "" are dropped and an empty gold list
     becomes [""], so only an empty prediction is right. The official script crashes on a missing
-    prediction; here it scores 0 and counts in every total, like `squad_v1`.
+    prediction; here it scores 0 and counts in every total, like `squad_v1`. With `na_probs` (its
+    `--na-prob-file`: each question's no-answer odds) it also reports `best_exact` / `best_f1` and
+    their thresholds: the scores at the best no-answer threshold. The main scores are those of the
+    predictions as given (the official default threshold of 1.0 on probabilities changes nothing
+    for predictions already made with threshold 0 on score differences).
     """
     _check_gold(gold)
     _warn_missing(gold, predictions)
@@ -116,6 +148,14 @@ def squad_v2(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str]) 
         result.update(_v2_summary(exact, f1, has_answer, "HasAns_"))
     if no_answer:
         result.update(_v2_summary(exact, f1, no_answer, "NoAns_"))
+    if na_probs is not None:
+        absent = [qid for qid in gold if qid not in na_probs]
+        if absent:
+            raise ValueError(f"{len(absent)} questions have no no-answer odds (first: {', '.join(absent[:3])})")
+        answerable = {qid: bool(answers) for qid, answers in gold.items()}
+        given = {qid: predictions.get(qid, "") for qid in gold}
+        for name, scores in (("exact", exact), ("f1", f1)):
+            result[f"best_{name}"], result[f"best_{name}_thresh"] = _best_threshold(given, scores, na_probs, answerable)
     return result
 
 

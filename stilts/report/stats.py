@@ -105,7 +105,7 @@ def correlation_points(runs: pd.DataFrame) -> pd.DataFrame:
     for run in single.itertuples(index=False):
         metrics = {"dev_score": run.dev_score, **next(iter(run.intermediate_metrics.values()), {})}
         rows += [{"model": run.model, "setup": run.setup, "column": run.column, "seed": run.seed, "metric": name,
-                  "value": value} for name, value in metrics.items() if not name.endswith("total")]
+                  "value": value} for name, value in metrics.items() if not name.endswith(("total", "_thresh"))]
     if not rows:
         return pd.DataFrame()
     metrics = pd.DataFrame(rows).groupby(["model", "setup", "column", "metric"], sort=False)["value"].mean()

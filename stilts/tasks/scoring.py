@@ -12,7 +12,7 @@ from typing import Any
 
 from stilts.eval.classification import accuracy
 from stilts.eval.mlqa import mlqa
-from stilts.eval.qa import squad_v1, squad_v2
+from stilts.eval.qa import Answer, squad_v1, squad_v2
 from stilts.eval.tagging import tagging_scores, token_accuracy
 from stilts.tasks.spec import Example
 
@@ -48,8 +48,12 @@ def score_squad_v1(examples: Sequence[Example], predictions: Sequence[str], lang
 
 
 def score_squad_v2(examples: Sequence[Example], predictions: Sequence[str], language: str = "en") -> dict[str, float]:
-    """SQuAD v2.0 exact/F1 with unanswerable questions."""
-    return squad_v2(_qa_gold(examples), _qa_predictions(examples, predictions))
+    """SQuAD v2.0 exact/F1 with unanswerable questions; with the model's no-answer odds (decoded
+    `Answer`s) also the official best-threshold scores."""
+    odds = {example["id"]: answer.null_odds for example, answer in zip(examples, predictions)
+            if isinstance(answer, Answer)}
+    return squad_v2(_qa_gold(examples), _qa_predictions(examples, predictions),
+                    odds if len(odds) == len(examples) else None)
 
 
 def score_mlqa(examples: Sequence[Example], predictions: Sequence[str], language: str = "en") -> dict[str, float]:
