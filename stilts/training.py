@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities import rank_zero_only
 from safetensors.torch import save
@@ -38,7 +38,8 @@ from stilts.loggers import CSVLogger
 from stilts.model.encoder import load_encoder, load_mlm_head, load_tokenizer
 from stilts.model.heads import build_head
 from stilts.model.module import OptimSettings, StiltsModule
-from stilts.model.resume import AtomicCheckpointIO, ExactResume, ResumeCheckpoint, checkpoint_intact, checkpoint_step
+from stilts.model.resume import (AtomicCheckpointIO, ExactResume, ResumeCheckpoint, SelectionLog, checkpoint_intact,
+                                 checkpoint_step)
 from stilts.stages import Stage, StageTask
 from stilts.tasks.predictions import render_predictions
 from stilts.tasks.spec import TaskSpec
@@ -281,9 +282,19 @@ def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: st
         if resume_from is not None:
             write_json_atomic(folder / RESUMES_FILE, resumes)
     loggers = make_loggers(cfg, stage.name, stage.role, run_name, resume_step)
-    callbacks = [exact, best, ResumeCheckpoint(folder, cfg.train.checkpoint_every_n_steps)]
+    every = cfg.train.get("eval_every_steps")
+    selection = SelectionLog()
+    callbacks = [exact, best, ResumeCheckpoint(folder, cfg.train.checkpoint_every_n_steps, every), selection]
+    overrides: dict[str, Any] = {}
+    if every:  # validation every N optimizer steps, counted across epochs (in micro-batches)
+        overrides = {"val_check_interval": every * layout["accumulate_grad_batches"], "check_val_every_n_epoch": None}
+    if cfg.train.get("patience"):
+        callbacks.append(EarlyStopping(monitor="val/score", mode="max", patience=cfg.train.patience,
+                                       check_on_train_epoch_end=False))
+    for member in members.values():
+        member.eval_subset = cfg.train.get("eval_subset")
     trainer = make_trainer(cfg, stage, loggers, callbacks, max_epochs=epochs,
-                           accumulate_grad_batches=layout["accumulate_grad_batches"])
+                           accumulate_grad_batches=layout["accumulate_grad_batches"], **overrides)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
         if best.best_model_path:  # model selection on the dev sets
@@ -309,5 +320,8 @@ def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: st
         "train_real_token_fraction": real / total if total else None,
         "global_steps": trainer.global_step, "world_size": world_size, "batch_layout": layout,
         "resumed_from_steps": resumes,
+        "selection": {"eval_every_steps": every, "eval_subset": cfg.train.get("eval_subset"),
+                      "patience": cfg.train.get("patience"), "evaluations": selection.evaluations,
+                      "best": selection.best()},
     }
     _export(stage, module, tokenizer, members, summary, keep_checkpoints=bool(cfg.keep_checkpoints))

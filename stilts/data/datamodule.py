@@ -17,6 +17,7 @@ from typing import Any
 import datasets
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.trainer.states import TrainerFn
 from torch.utils.data import DataLoader
 
 from stilts.data.collate import DynamicPaddingCollator, MaskingCollator
@@ -39,6 +40,12 @@ class EvalSet:
     split: str
     examples: list[Example]
     features: datasets.Dataset
+
+
+def _first_examples(eval_set: EvalSet, count: int) -> EvalSet:
+    """The first `count` examples of an evaluation set with their features (all windows of each)."""
+    kept = [index for index, example in enumerate(eval_set.features["example_index"]) if example < count]
+    return EvalSet(eval_set.name, eval_set.split, eval_set.examples[:count], eval_set.features.select(kept))
 
 
 def _has_gold(spec: TaskSpec, examples: Sequence[Example]) -> bool:
@@ -102,6 +109,8 @@ class TaskDataModule(pl.LightningDataModule):
         self.test_sets: list[EvalSet] = []
         self.predictions: dict[str, dict[str, list[Any]]] = {"val": {}, "test": {}}
         self._labels = list(labels) if labels is not None else None
+        self.eval_subset: int | None = None  # set by the stage's training (train.eval_subset)
+        self._subsets: list[EvalSet] = []
         self._train_examples: list[Example] | None = None
 
     # -- building ---------------------------------------------------------------------------------
@@ -210,15 +219,25 @@ class TaskDataModule(pl.LightningDataModule):
                                    collate_fn=self.train_collator, num_workers=self.num_workers,
                                    generator=self._generator())
 
+    def selection_sets(self) -> list[EvalSet]:
+        """The dev sets validation scores: while fitting with `eval_subset`, the first eval_subset
+        examples of each (jiant's eval_subset_num); the final validate after fit uses them all."""
+        fitting = self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
+        if not fitting or self.eval_subset is None:
+            return self.val_sets
+        if len(self._subsets) != len(self.val_sets):
+            self._subsets = [_first_examples(eval_set, self.eval_subset) for eval_set in self.val_sets]
+        return self._subsets
+
     def val_dataloader(self) -> list[DataLoader]:
-        return [self._eval_loader(s.features) for s in self.val_sets]
+        return [self._eval_loader(s.features) for s in self.selection_sets()]
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self._eval_loader(s.features) for s in self.test_sets]
 
     # -- scoring ----------------------------------------------------------------------------------
     def score(self, stage: str, dataloader_idx: int, feature_predictions: dict[int, Any]) -> tuple[str, dict[str, float], float]:
-        eval_set = (self.val_sets if stage == "val" else self.test_sets)[dataloader_idx]
+        eval_set = (self.selection_sets() if stage == "val" else self.test_sets)[dataloader_idx]
         missing = len(eval_set.features) - len(feature_predictions)
         if missing:
             raise StiltsError(

@@ -59,6 +59,7 @@ class MixtureDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         for member in self.members.values():
             member.setup(stage)
+            member.trainer = self.trainer  # members see whether the trainer fits (dev subsets)
         self._val_index = [(name, i) for name, member in self.members.items() for i in range(len(member.val_sets))]
 
     def schedule(self) -> Schedule:

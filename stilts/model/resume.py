@@ -75,20 +75,45 @@ class ResumeCheckpoint(ModelCheckpoint):
     """`last.ckpt` every N optimizer steps, right after the step (never between the micro-batches of
     one accumulated step, whose gradients a checkpoint does not hold), and never at an epoch's last
     step: Lightning restarting from there skips that epoch's validation, so model selection would
-    miss the epoch. After a crash at an epoch's end, the rerun replays from the last mid-epoch point."""
+    miss the epoch. After a crash at an epoch's end, the rerun replays from the last mid-epoch point.
+    With step-based model selection (`eval_every_steps`) the steps that validate are skipped alike."""
 
-    def __init__(self, folder: Path, every_n_steps: int) -> None:
+    def __init__(self, folder: Path, every_n_steps: int, eval_every_steps: int | None = None) -> None:
         super().__init__(dirpath=folder, filename="last", save_top_k=1, enable_version_counter=False,
                          every_n_train_steps=every_n_steps)
         self._step_at_batch_start = -1
+        self._eval_every_steps = eval_every_steps
 
     def on_train_batch_start(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
         self._step_at_batch_start = trainer.global_step
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
         stepped = trainer.global_step != self._step_at_batch_start
-        if stepped and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+        validates = bool(self._eval_every_steps) and trainer.global_step % self._eval_every_steps == 0
+        if stepped and not validates and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
             super().on_train_batch_end(trainer, *args, **kwargs)
+
+
+class SelectionLog(pl.Callback):
+    """Every dev evaluation of a fit as (optimizer step, selection score), kept across resumes (its
+    state travels in the checkpoint), so stage.json shows which step model selection picked."""
+
+    def __init__(self) -> None:
+        self.evaluations: list[dict[str, float]] = []
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.state.fn == "fit" and not trainer.sanity_checking and "val/score" in trainer.callback_metrics:
+            self.evaluations.append({"step": trainer.global_step, "score": float(trainer.callback_metrics["val/score"])})
+
+    def best(self) -> dict[str, float] | None:
+        """The first best evaluation (ModelCheckpoint keeps the first of equal scores)."""
+        return max(self.evaluations, key=lambda evaluation: evaluation["score"]) if self.evaluations else None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"evaluations": list(self.evaluations)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.evaluations = list(state_dict["evaluations"])
 
 
 class ExactResume(pl.Callback):
