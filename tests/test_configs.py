@@ -194,3 +194,22 @@ def test_gradient_checkpointing_changes_no_key() -> None:
                                   "model.gradient_checkpointing=true")
     assert run_key(plain) == run_key(checkpointed)
     assert [s.key for s in plan_stages(plain)] == [s.key for s in plan_stages(checkpointed)]
+
+
+def test_xstilts_preset_pins_the_papers_protocol(tmp_path) -> None:
+    """`experiment=xstilts --cfg job` shows jiant's XTREME protocol (values in conf/experiment/xstilts.yaml)."""
+    import subprocess
+    import sys
+
+    shown = subprocess.run([sys.executable, "-m", "stilts.train", "experiment=xstilts", "target=tydiqa", "--cfg", "job"],
+                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    cfg = OmegaConf.create(shown.stdout)
+    assert cfg.model.name_or_path == "xlm-roberta-large" and cfg.model.retrieval_layer == 14
+    assert cfg.train.lr == 1e-5 and cfg.train.warmup_ratio == 0.1
+    assert (cfg.train.eval_every_steps, cfg.train.eval_subset, cfg.train.patience) == (1000, 500, 30)
+    assert (cfg.target.epochs, cfg.target.effective_batch_size, cfg.target.max_length) == (2, 16, 384)
+    text = (CONF / "experiment" / "xstilts.yaml").read_text(encoding="utf-8")
+    for key in ("lr", "warmup_ratio", "eval_every_steps", "eval_subset", "patience", "retrieval_layer"):
+        line = next(line for line in text.splitlines() if line.strip().startswith(f"{key}:"))
+        assert "#" in line, f"{key} has no source"
