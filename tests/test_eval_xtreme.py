@@ -53,7 +53,8 @@ def test_xtreme_full_is_the_mean_of_the_nine_tasks() -> None:
         "retrieval": 25.0,
     }
     # (80+90+70+60+60+50+40+30+20)/9 = 500/9; the mean of the category means would be 56.25.
-    assert result["score"] == pytest.approx(500 / 9)
+    assert result["score"] == pytest.approx(500 / 9) == result["task_mean"]
+    assert result["category_mean"] == pytest.approx(56.25)  # both rules reported, labelled
     assert result["missing"] == []
     assert result["tasks"] == XTREME_FULL
     assert list(result["tasks"]) == ["xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "bucc", "tatoeba"]
@@ -70,7 +71,8 @@ def test_xtreme_r_full_is_the_mean_of_the_four_categories() -> None:
         "retrieval": 50.0,
     }
     # (70+65+50+50)/4 = 58.75; the mean of the ten tasks would be 570/10 = 57.
-    assert result["score"] == pytest.approx(58.75)
+    assert result["score"] == pytest.approx(58.75) == result["category_mean"]
+    assert result["task_mean"] == pytest.approx(57.0)
     assert result["missing"] == []
 
 

@@ -52,7 +52,9 @@ def xtreme_score(task_scores: Mapping[str, float], benchmark: str = "xtreme") ->
     """Category means and the overall score of `benchmark` ("xtreme" or "xtreme-r").
 
     Returns {"benchmark", "aggregation", "tasks": {task: score}, "categories": {category: mean over its
-    present tasks, or None when it has none}, "score": overall or None, "missing": [tasks]}.
+    present tasks, or None when it has none}, "score": overall by the benchmark's rule or None,
+    "task_mean" and "category_mean" (both overall rules, labelled, so either can be compared with a
+    published number), "missing": [tasks]}.
     `tasks` keeps only the benchmark's tasks, in benchmark order; other keys of `task_scores` are
     ignored. `score` is None unless every task is present (`missing` then lists the absent ones).
     """
@@ -74,18 +76,18 @@ def xtreme_score(task_scores: Mapping[str, float], benchmark: str = "xtreme") ->
             tasks[task] = float(value)
             present.append(tasks[task])
         category_scores[category] = _mean(present) if present else None
-    score = None
+    task_mean = category_mean = None
     if not missing:
-        if AGGREGATION[benchmark] == "tasks":
-            score = _mean(list(tasks.values()))
-        else:
-            score = _mean([value for value in category_scores.values() if value is not None])
+        task_mean = _mean(list(tasks.values()))
+        category_mean = _mean([value for value in category_scores.values() if value is not None])
     return {
         "benchmark": benchmark,
         "aggregation": AGGREGATION[benchmark],
         "tasks": tasks,
         "categories": category_scores,
-        "score": score,
+        "score": task_mean if AGGREGATION[benchmark] == "tasks" else category_mean,
+        "task_mean": task_mean,
+        "category_mean": category_mean,
         "missing": missing,
     }
 
