@@ -124,11 +124,6 @@ def check_config(cfg: DictConfig) -> None:
         raise StiltsError(f"train.weight_decay must be a number >= 0, not {train.weight_decay!r}")
     if not _is_number(train.warmup_ratio) or not 0 <= train.warmup_ratio < 1:
         raise StiltsError(f"train.warmup_ratio must be a number in [0, 1), not {train.warmup_ratio!r}")
-    mixtures = [name for name, node in (cfg.get("intermediate") or {}).items()
-                if OmegaConf.is_dict(node) and is_mixture(node)]
-    if train.get("eval_every_steps") is not None and mixtures:
-        raise StiltsError(f"train.eval_every_steps is for single-task stages; the mixture {mixtures[0]} evaluates "
-                          f"once per round: set intermediate.{mixtures[0]}.rounds instead")
     check_languages(cfg.target.get("languages"))
     target = get_task(cfg.target.name)
     for key, node in _stage_settings(cfg).items():

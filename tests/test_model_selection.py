@@ -1,7 +1,7 @@
 """Step-based model selection (jiant's eval_every_steps, eval subset, early stopping) through the
 real CLI: the evaluations happen every N steps on the dev subset, the best step is the one kept, the
-final dev metrics use the whole dev set, patience stops early, and a killed run resumes to the same
-selection."""
+final dev metrics use the whole dev set, patience stops early, a killed run resumes to the same
+selection, and a mixture selects the same way."""
 
 from __future__ import annotations
 
@@ -71,10 +71,21 @@ def test_a_killed_run_resumes_to_the_same_selection(tmp_path, stilts_cache, sele
     assert resumed["tasks"]["xnli"]["dev_metrics"] == reference["tasks"]["xnli"]["dev_metrics"]
 
 
-def test_step_based_selection_is_refused_for_a_mixture(tmp_path, stilts_cache) -> None:
-    run = stilts("+intermediate=all9", "target=xnli", "experiment=quickstart", "train.eval_every_steps=5",
-                 cache=stilts_cache, cwd=tmp_path, timeout=120)
-    assert run.returncode == 2 and "error: train.eval_every_steps is for single-task stages" in run.stderr
+@pytest.mark.slow
+def test_a_mixture_selects_by_steps_on_its_members_dev_subsets(tmp_path, stilts_cache) -> None:
+    run = stilts("+intermediate=mix", "intermediate.mix.tasks=[squad,mnli]", "target=xnli", "experiment=quickstart",
+                 "target.languages=[en]", "train.eval_every_steps=3", "train.eval_subset=4", cache=stilts_cache,
+                 cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    (path,) = (tmp_path / "outputs" / "stages").glob("mix-*/stage.json")
+    stage = json.loads(path.read_text())
+    steps = [evaluation["step"] for evaluation in stage["selection"]["evaluations"]]
+    assert steps == list(range(3, stage["global_steps"] + 1, 3))
+    # The exported dev metrics are those of the members' whole dev sets (SQuAD's sample has 20 questions).
+    assert stage["tasks"]["squad"]["dev_metrics"]["en"]["total"] == 20
+
+
+def test_bad_selection_settings_are_one_error_line(tmp_path, stilts_cache) -> None:
     bad = stilts("target=xnli", "experiment=quickstart", "train.eval_subset=0", cache=stilts_cache, cwd=tmp_path,
                  timeout=120)
     assert bad.returncode == 2 and "train.eval_subset must be a positive whole number or null" in bad.stderr
