@@ -14,13 +14,12 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from stilts.errors import StiltsError
 from stilts.eval.qa import Answer
 from stilts.eval.xtreme import BENCHMARKS, collect_task_scores, xtreme_score
 from stilts.tasks import get_task, task_names
-from stilts.tasks.formats import qa_has_gold
+from stilts.tasks.formats import load_json, qa_has_gold
 from stilts.tasks.sources import read_file
 from stilts.tasks.spec import Example, TaskSpec
 
@@ -55,17 +54,9 @@ def _check_count(gold: Path, n_gold: int, pred: Path, n_pred: int) -> None:
         raise StiltsError(f"{pred} has {n_pred} predictions but {gold} has {n_gold} examples; expected one per line")
 
 
-def _read_json_object(path: Path) -> Any:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as error:
-        raise StiltsError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
-
-
 def _with_null_odds(answers: list[str | None], ids: list[str], na_prob_file: Path) -> list[Answer | str | None]:
     """SQuAD v2's `--na-prob-file` ({question_id: no-answer odds}) attached to the answers."""
-    odds = _read_json_object(na_prob_file)
+    odds = load_json(na_prob_file)
     if not isinstance(odds, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                              for v in odds.values()):
         raise StiltsError(f"{na_prob_file}: expected a JSON object {{question_id: no-answer odds}} with numbers")
@@ -83,7 +74,7 @@ def score_span_qa(spec: TaskSpec, gold: Path, pred: Path, language: str, na_prob
         raise StiltsError(f"{gold}: has no gold answers (XTREME strips them from test files)")
     if len({example["id"] for example in examples}) != len(examples):
         raise StiltsError(f"{gold}: question ids repeat, so predictions could not be told apart")
-    predictions = _read_json_object(pred)
+    predictions = load_json(pred)
     if not isinstance(predictions, dict) or not all(isinstance(text, str) for text in predictions.values()):
         raise StiltsError(f"{pred}: expected a JSON object {{question_id: answer_text}} with string answers")
     ids = {example["id"] for example in examples}
