@@ -5,16 +5,18 @@ classification and Tatoeba, F1 for tagging and BUCC, the mean of EM and F1 for Q
 evaluate.py `avg_metric`), mAP@20 for Mewsli-X and LAReQA. The caller computes it; here only the
 aggregation happens.
 
-How the overall score is formed differs between the two benchmarks:
+How the overall score is formed follows google-research/xtreme's evaluate.py, the script its README
+says scores leaderboard submissions (commit da430dd06cc7344ceb2e7cb030219656ebf0606a, which added
+`--xtreme_version xtreme-r`): for either benchmark `overall_scores['all_task']` is the mean of
+`avg_metric` over *all tasks* of the version (`XTREME_TASK2LANGS` / `XTREME_R_TASK2LANGS`, ten tasks
+for XTREME-R, LAReQA included), and a group's score is the mean of its tasks. For XTREME this also
+reproduces the "Avg" of the XTREME paper's mBERT row (59.6; the mean of the category means would be
+60.4). The mean of the four category means is reported beside it as `category_mean`, labelled, since
+some papers quote that.
 
-- XTREME (Hu et al. 2020): the mean of the nine *task* scores. This is google-research/xtreme's
-  evaluate.py, the script its README says scores leaderboard submissions: `overall_scores['all_task']`
-  averages `avg_metric` over all tasks, and a group's score averages its tasks. It also reproduces
-  the "Avg" of the paper's mBERT row (59.6; the mean of the four category means would be 60.4).
-- XTREME-R (Ruder et al. 2021): the mean of the four *category* scores. The versions of
-  evaluate.py we could read aggregate only the XTREME tasks; this rule is inferred from the paper's
-  results table, whose "Avg" for mBERT (54.1) and XLM-R Large (65.3) is the category mean (the task
-  mean would be 52.1 and 65.9).
+Categories follow the papers' task tables. evaluate.py's XTREME-R `retrieval` group lists only
+Tatoeba and Mewsli-X because it has no LAReQA scorer; here LAReQA counts as retrieval, as in the
+XTREME-R paper (Ruder et al. 2021, Table 1). The overall score does not depend on the grouping.
 
 Either way the overall score exists only when every task of the benchmark has a score; category
 scores are reported for whatever tasks are present.
@@ -40,8 +42,6 @@ BENCHMARKS: dict[str, dict[str, tuple[str, ...]]] = {
     "xtreme": XTREME_CATEGORIES,
     "xtreme-r": XTREME_R_CATEGORIES,
 }
-# What the overall score averages: every task (XTREME's evaluate.py) or the category means (XTREME-R).
-AGGREGATION = {"xtreme": "tasks", "xtreme-r": "categories"}
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -51,10 +51,10 @@ def _mean(values: Sequence[float]) -> float:
 def xtreme_score(task_scores: Mapping[str, float], benchmark: str = "xtreme") -> dict[str, Any]:
     """Category means and the overall score of `benchmark` ("xtreme" or "xtreme-r").
 
-    Returns {"benchmark", "aggregation", "tasks": {task: score}, "categories": {category: mean over its
-    present tasks, or None when it has none}, "score": overall by the benchmark's rule or None,
-    "task_mean" and "category_mean" (both overall rules, labelled, so either can be compared with a
-    published number), "missing": [tasks]}.
+    Returns {"benchmark", "aggregation": "tasks", "tasks": {task: score}, "categories": {category: mean
+    over its present tasks, or None when it has none}, "score": the benchmark's overall score (the task
+    mean, as evaluate.py) or None, "task_mean" (the same) and "category_mean" (the mean of the category
+    means, labelled, for papers that quote it), "missing": [tasks]}.
     `tasks` keeps only the benchmark's tasks, in benchmark order; other keys of `task_scores` are
     ignored. `score` is None unless every task is present (`missing` then lists the absent ones).
     """
@@ -82,10 +82,10 @@ def xtreme_score(task_scores: Mapping[str, float], benchmark: str = "xtreme") ->
         category_mean = _mean([value for value in category_scores.values() if value is not None])
     return {
         "benchmark": benchmark,
-        "aggregation": AGGREGATION[benchmark],
+        "aggregation": "tasks",
         "tasks": tasks,
         "categories": category_scores,
-        "score": task_mean if AGGREGATION[benchmark] == "tasks" else category_mean,
+        "score": task_mean,
         "task_mean": task_mean,
         "category_mean": category_mean,
         "missing": missing,
