@@ -172,28 +172,58 @@ def evaluate_target(cfg: DictConfig, stage: Stage, summary: Mapping[str, Any], l
     return dict(module.results["test"]), dict(module.scores["test"])
 
 
-def evaluate_retrieval(cfg: DictConfig, spec: TaskSpec, encoder_source: str, languages: Sequence[str],
-                       predictions_dir: Path) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """Score a retrieval target on sentence embeddings of the encoder (pretrained or from the last
-    intermediate stage): (metrics per language, task score per language)."""
-    if cfg.data.source != "files":
-        raise StiltsError(f"{spec.name} reads local files only: use data=local data.root=DIR (or data=sample)")
+def retrieval_recipe(planned: Sequence[Stage]) -> str:
+    """Which recipe a retrieval number comes from: `frozen_encoder` (X-STILTs: the encoder after the
+    intermediate stages, no target training), `fine_tuned_encoder` (the target's recipe trains the
+    encoder first, e.g. XTREME-R's Tatoeba after SQuAD) or `dual_encoder` (a contrastive stage whose
+    pooler embeds, XTREME-R's LAReQA and Mewsli-X)."""
+    recipe = [stage for stage in planned if stage.role == "target-recipe"]
+    if recipe and recipe[-1].spec.head == "dual_encoder":
+        return "dual_encoder"
+    return "fine_tuned_encoder" if recipe else "frozen_encoder"
+
+
+def _retrieval_embedding(cfg: DictConfig, planned: Sequence[Stage], encoder) -> tuple[EmbeddingSettings, Any, str]:
+    """(embedding settings, pooler or None, what embeds): a dual-encoder stage embeds with its own
+    pooler on the last layer; otherwise target.layer (default model.retrieval_layer) and target.pooling."""
+    layers = encoder.config.num_hidden_layers
+    common = {"batch_size": cfg.target.batch_size, "max_length": cfg.target.max_length, "dtype": cfg.target.dtype}
+    if retrieval_recipe(planned) == "dual_encoder":
+        stage = planned[-1]
+        if cfg.target.get("layer") is not None or cfg.target.pooling != "cls":
+            raise StiltsError(f"target {cfg.target.name}: a dual encoder ({stage.label}) embeds with its trained pooler "
+                              "on the first token of the last layer; set target.layer=null and target.pooling=cls")
+        head = build_head("dual_encoder", encoder.config.hidden_size, 0)
+        head.load_state_dict(load_file(str(stage.head_file(stage.label))))
+        return EmbeddingSettings(layer=layers, pooling="cls", **common), head.embed, f"dual-encoder pooler of {stage.name}"
     layer = cfg.target.get("layer")
     layer = cfg.model.get("retrieval_layer") if layer is None else layer
+    embedder = f"encoder of {planned[-1].name}" if planned else "pretrained encoder"
+    return EmbeddingSettings(layer=layers if layer is None else layer, pooling=cfg.target.pooling, **common), None, embedder
+
+
+def evaluate_retrieval(cfg: DictConfig, spec: TaskSpec, planned: Sequence[Stage], encoder_source: str,
+                       languages: Sequence[str], predictions_dir: Path
+                       ) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, Any]]:
+    """Score a retrieval target on sentence embeddings of the last encoder (pretrained, or from the
+    last stage): (metrics per language, task score per language, how it embedded)."""
+    if cfg.data.source != "files":
+        raise StiltsError(f"{spec.name} reads local files only: use data=local data.root=DIR (or data=sample)")
     encoder = load_encoder(encoder_source)
-    settings = EmbeddingSettings(layer=encoder.config.num_hidden_layers if layer is None else layer,
-                                 pooling=cfg.target.pooling, batch_size=cfg.target.batch_size,
-                                 max_length=cfg.target.max_length, dtype=cfg.target.dtype)
-    log.info("%s: embedding with layer %d of %s (%s pooling)", spec.name, settings.layer, encoder_source,
-             settings.pooling)
-    embed = SentenceEmbedder(encoder, load_tokenizer(encoder_source), settings)
-    results = spec.retrieve(embed, Path(cfg.data.root).expanduser(), languages, cfg.target.eval_split)
+    settings, pooler, embedder = _retrieval_embedding(cfg, planned, encoder)
+    log.info("%s: embedding with layer %d of %s (%s)", spec.name, settings.layer, encoder_source,
+             embedder if pooler is not None else f"{settings.pooling} pooling")
+    embed = SentenceEmbedder(encoder, load_tokenizer(encoder_source), settings, pooler=pooler)
+    target_settings = OmegaConf.to_container(cfg.target, resolve=True)
+    results = spec.retrieve(embed, Path(cfg.data.root).expanduser(), languages, cfg.target.eval_split, target_settings)
     for language, (_, suffix, text) in results.items():
         write_text_atomic(predictions_dir / f"{cfg.target.eval_split}-{language}{suffix}", text)
     metrics = {language: result[0] for language, result in results.items()}
     scores = {language: float(spec.score_key(values)) for language, values in metrics.items()
               if set(spec.main_metrics[:1]) <= set(values)}
-    return metrics, scores
+    how = {"recipe": retrieval_recipe(planned), "embedder": embedder, "layer": settings.layer,
+           "pooling": settings.pooling, "text_format": target_settings.get("text_format", "plain")}
+    return metrics, scores, how
 
 
 def _link_stages(run_dir: Path, planned: Sequence[Stage]) -> None:
@@ -261,8 +291,9 @@ def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
         if target.retrieve is not None:
             if rank_zero_only.rank != 0:  # DDP helpers of the training stages have nothing to embed
                 return {}, False
-            metrics, scores = evaluate_retrieval(cfg, target, encoder_source, languages, staging)
+            metrics, scores, retrieval = evaluate_retrieval(cfg, target, planned, encoder_source, languages, staging)
         else:
+            retrieval = None
             metrics, scores = evaluate_target(cfg, planned[-1], summaries[planned[-1].name], languages, run_name,
                                               staging)
         if rank_zero_only.rank != 0:
@@ -282,6 +313,7 @@ def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
             intermediate_metrics=intermediate_metrics(intermediate, summaries),
             config=OmegaConf.to_container(cfg, resolve=True),
             extra={"run_key": key, **comparison_keys(cfg), "stages": stage_facts,
+                   **({"retrieval": retrieval} if retrieval is not None else {}),
                    "resumed": any(facts["resumed_from_steps"] for facts in stage_facts.values()),
                    "intermediate_stages": [describe_stage(stage) for stage in intermediate]},
         )

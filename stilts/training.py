@@ -196,6 +196,22 @@ def _effective(cfg: DictConfig, task: StageTask) -> int:
     return cfg.train.effective_batch_size or task.settings["effective_batch_size"]
 
 
+def _micro_limit(cfg: DictConfig, task: StageTask) -> int:
+    """The largest micro-batch a task may use. A dual encoder's negatives are the other pairs of its
+    micro-batch, so its micro-batch is the task's `pairs_per_batch` (a number-changing setting),
+    never the hardware's `train.micro_batch_size`; the effective batch must be a multiple of it."""
+    if task.spec.head != "dual_encoder":
+        return cfg.train.micro_batch_size
+    pairs, effective = task.settings.get("pairs_per_batch"), _effective(cfg, task)
+    if not isinstance(pairs, int) or isinstance(pairs, bool) or pairs < 2:
+        raise StiltsError(f"{task.spec.name}: pairs_per_batch must be an integer >= 2 (each query's in-batch "
+                          f"negatives are the other pairs of its micro-batch), not {pairs!r}")
+    if effective % pairs:
+        raise StiltsError(f"{task.spec.name}: the effective batch {effective} is not a multiple of pairs_per_batch "
+                          f"{pairs}; change effective_batch_size or pairs_per_batch")
+    return pairs
+
+
 def _stage_data(cfg: DictConfig, stage: Stage, tokenizer, world_size: int
                 ) -> tuple[TaskDataModule | MixtureDataModule, dict[str, TaskDataModule], dict[str, Any], int]:
     """(data module, its task data modules by task, batch layout, Lightning epochs). A single task
@@ -204,10 +220,18 @@ def _stage_data(cfg: DictConfig, stage: Stage, tokenizer, world_size: int
     members = {name: make_datamodule(cfg, task, tokenizer, train=True) for name, task in stage.tasks.items()}
     if stage.mixture is None:
         (name, member), = members.items()
-        micro, accumulation = batch_layout(_effective(cfg, stage.tasks[name]), cfg.train.micro_batch_size, world_size)
+        limit = _micro_limit(cfg, stage.tasks[name])
+        micro, accumulation = batch_layout(_effective(cfg, stage.tasks[name]), limit, world_size)
+        if member.spec.head == "dual_encoder" and micro != limit:
+            raise StiltsError(f"{name}: {world_size} processes leave each a share of the effective batch that is not a "
+                              f"multiple of pairs_per_batch {limit}; raise effective_batch_size or use fewer devices")
         member.micro_batch_size = micro
         layout = {"micro_batch_size": micro, "accumulate_grad_batches": accumulation, "world_size": world_size}
         return member, members, layout, _epochs(cfg, stage.tasks[name])
+    dual = [name for name, task in stage.tasks.items() if task.spec.head == "dual_encoder"]
+    if dual:
+        raise StiltsError(f"{stage.label}: {', '.join(dual)} trains a dual encoder, whose loss depends on the pairs of "
+                          "each micro-batch; train it as a stage of its own, not inside a mixture")
     effective = {name: _effective(cfg, task) for name, task in stage.tasks.items()}
     shares = {}
     for name, size in effective.items():

@@ -53,6 +53,8 @@ def _has_gold(spec: TaskSpec, examples: Sequence[Example]) -> bool:
         return qa_has_gold(examples)
     if spec.head == "mlm":
         return True  # plain text: the masked tokens are the gold
+    if spec.head == "dual_encoder":
+        return all(example["candidate"] for example in examples)  # the paired candidate is the gold
     key = "tags" if spec.head == "tagging" else "label"
     return all(example[key] is not None for example in examples)
 

@@ -50,7 +50,7 @@ def decode(spec: TaskSpec, labels: Sequence[str], examples: Sequence[Example], f
     by_example = dict(zip(features["example_index"], (predictions[f] for f in range(len(features)))))
     if spec.head == "classification":
         return [labels[by_example[i]] for i in range(len(examples))]
-    if spec.head in ("multiple_choice", "mlm"):
+    if spec.head in ("multiple_choice", "mlm", "dual_encoder"):
         return [by_example[i] for i in range(len(examples))]
     tags = []
     for i, example in enumerate(examples):

@@ -127,6 +127,23 @@ def span_qa(batch: Batch, tokenizer, settings: FeaturizeSettings, label_to_id: M
             "start_positions": starts, "end_positions": ends, "offsets": offsets_out, "example_index": example_index}
 
 
+def dual_encoder(batch: Batch, tokenizer, settings: FeaturizeSettings, label_to_id: Mapping[str, int]) -> dict:
+    """Query (cut at max_query_length) and candidate (cut at max_length) as the two sequences of one
+    feature, [2][tokens]; a candidate with a context is encoded as the pair (candidate, context), as
+    XTREME-R encodes LAReQA answers (sentence, paragraph)."""
+    queries = tokenizer(batch["query"], truncation=True, max_length=settings.max_query_length)
+    contexts = batch["candidate_context"]
+    if all(context is None for context in contexts):
+        candidates = tokenizer(batch["candidate"], truncation=True, max_length=settings.max_length)
+    elif any(context is None for context in contexts):
+        raise StiltsError("dual-encoder examples must all have a candidate_context or none (one task, one encoding)")
+    else:
+        candidates = tokenizer(batch["candidate"], contexts, truncation="longest_first", max_length=settings.max_length)
+    return {"input_ids": [list(pair) for pair in zip(queries["input_ids"], candidates["input_ids"])],
+            "attention_mask": [list(pair) for pair in zip(queries["attention_mask"], candidates["attention_mask"])],
+            "example_index": batch["example_index"]}
+
+
 def mlm(batch: Batch, tokenizer, settings: FeaturizeSettings, label_to_id: Mapping[str, int]) -> dict:
     """Token ids of each line (cut at max_length); the collator masks them anew on every pass."""
     encoded = tokenizer(batch["text"], truncation=True, max_length=settings.max_length)
@@ -135,5 +152,5 @@ def mlm(batch: Batch, tokenizer, settings: FeaturizeSettings, label_to_id: Mappi
 
 
 FEATURIZERS = {"classification": classification, "multiple_choice": multiple_choice, "tagging": tagging,
-               "span_qa": span_qa, "mlm": mlm}
+               "span_qa": span_qa, "mlm": mlm, "dual_encoder": dual_encoder}
 MODEL_INPUTS = ("input_ids", "attention_mask", "labels", "start_positions", "end_positions", "feature_index")

@@ -2,12 +2,14 @@
 
 Batched inference without gradients, sentences sorted by length so padding stays small, mean
 pooling over real tokens (or the first token), L2-normalised so cosine similarity is a dot product.
+A trained dual encoder embeds with its own pooler instead (`pooler`, on the chosen layer's states).
+Inputs are texts or (text, second segment) pairs, as LAReQA's (sentence, paragraph) candidates.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +33,9 @@ class EmbeddingSettings:
 class SentenceEmbedder:
     """Callable: list of texts -> float32 array [n, hidden], each row of unit length."""
 
-    def __init__(self, encoder, tokenizer, settings: EmbeddingSettings, device: str | None = None) -> None:
+    def __init__(self, encoder, tokenizer, settings: EmbeddingSettings, device: str | None = None,
+                 pooler: Callable[[torch.Tensor], torch.Tensor] | torch.nn.Module | None = None) -> None:
+        """`pooler` maps [batch, length, hidden] states to unit vectors (a dual-encoder head's `embed`)."""
         layers = encoder.config.num_hidden_layers
         if not 0 <= settings.layer <= layers:
             raise StiltsError(f"embedding layer {settings.layer} does not exist: the encoder has layers 0..{layers}; "
@@ -43,18 +47,27 @@ class SentenceEmbedder:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.encoder = encoder.to(self.device, dtype=DTYPES[settings.dtype]).eval()
         self.tokenizer, self.settings = tokenizer, settings
+        self.pooler = pooler.to(self.device).eval() if isinstance(pooler, torch.nn.Module) else pooler
+
+    def _encode(self, texts: Sequence[str | tuple[str, str]], **kwargs):
+        """Tokenise texts, or (text, second segment) pairs as one two-segment sequence each."""
+        if texts and isinstance(texts[0], tuple):
+            return self.tokenizer([a for a, _ in texts], [b for _, b in texts], truncation="longest_first",
+                                  max_length=self.settings.max_length, **kwargs)
+        return self.tokenizer(list(texts), truncation=True, max_length=self.settings.max_length, **kwargs)
 
     @torch.no_grad()
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        lengths = [len(ids) for ids in self.tokenizer(list(texts), truncation=True,
-                                                      max_length=self.settings.max_length)["input_ids"]]
+    def __call__(self, texts: Sequence[str | tuple[str, str]]) -> np.ndarray:
+        lengths = [len(ids) for ids in self._encode(texts)["input_ids"]]
         order = np.argsort(lengths, kind="stable")
         output = np.empty((len(texts), self.encoder.config.hidden_size), dtype=np.float32)
         for start in range(0, len(texts), self.settings.batch_size):
             rows = order[start:start + self.settings.batch_size]
-            batch = self.tokenizer([texts[i] for i in rows], truncation=True, max_length=self.settings.max_length,
-                                   padding=True, return_tensors="pt").to(self.device)
+            batch = self._encode([texts[i] for i in rows], padding=True, return_tensors="pt").to(self.device)
             hidden = self.encoder(**batch, output_hidden_states=True).hidden_states[self.settings.layer].float()
+            if self.pooler is not None:
+                output[rows] = self.pooler(hidden).float().cpu().numpy()
+                continue
             if self.settings.pooling == "cls":
                 pooled = hidden[:, 0]
             else:

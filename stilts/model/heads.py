@@ -1,4 +1,4 @@
-"""The four task heads. Each maps encoder hidden states to logits, a loss when gold is in the batch,
+"""The task heads. Each maps encoder hidden states to logits, a loss when gold is in the batch,
 and per-feature predictions compact enough to gather across DDP ranks."""
 
 from __future__ import annotations
@@ -148,6 +148,33 @@ class MaskedLMHead(nn.Module):
         return {k: v for k, v in self.state_dict().items() if k not in self.TIED}
 
 
+class DualEncoderHead(nn.Module):
+    """XTREME-R's dual encoder for retrieval (google-research/xtreme third_party/bert.py
+    `BertForRetrieval`): one shared encoder embeds a query and its candidate; each is the first
+    token's state through a dense+tanh pooler, L2-normalised. The loss is a softmax over the
+    candidates of the micro-batch (in-batch negatives), similarities times a learned logit scale
+    that starts at 100. Its "logits" are the vectors, [batch, 2 (query, candidate), hidden]."""
+
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.logit_scale = nn.Parameter(torch.tensor([100.0]))
+
+    def embed(self, hidden: torch.Tensor) -> torch.Tensor:
+        """[n, length, hidden] last-layer states -> [n, hidden] unit vectors (also used to embed retrieval sets)."""
+        return F.normalize(torch.tanh(self.dense(hidden[:, 0])), dim=-1)
+
+    def forward(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> HeadOutput:
+        vectors = self.embed(hidden).view(-1, 2, hidden.shape[-1])
+        similarity = vectors[:, 0] @ vectors[:, 1].T * self.logit_scale
+        loss = F.cross_entropy(similarity, torch.arange(similarity.shape[0], device=similarity.device))
+        return HeadOutput(vectors, loss)
+
+    def predict(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[list[list[float]]]:
+        """Per pair: [query vector, candidate vector]."""
+        return logits.detach().float().tolist()
+
+
 def build_head(kind: str, hidden_size: int, num_labels: int, dropout: float = 0.1) -> nn.Module:
     """The head for a task's head type (see TaskSpec.head); MLM heads come from `load_mlm_head`."""
     if kind == "classification":
@@ -158,4 +185,6 @@ def build_head(kind: str, hidden_size: int, num_labels: int, dropout: float = 0.
         return MultipleChoiceHead(hidden_size, dropout)
     if kind == "span_qa":
         return SpanQAHead(hidden_size)
+    if kind == "dual_encoder":
+        return DualEncoderHead(hidden_size)
     raise ValueError(f"unknown head type {kind!r}")

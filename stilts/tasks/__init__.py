@@ -9,7 +9,7 @@ from stilts.errors import StiltsError
 from stilts.tasks.spec import TaskSpec
 
 _TASKS: dict[str, TaskSpec] = {}
-_INFRASTRUCTURE = {"spec", "formats", "scoring", "sources", "predictions", "retrieval_formats"}
+_INFRASTRUCTURE = {"spec", "formats", "scoring", "sources", "predictions", "retrieval_formats", "pair_ranking"}
 
 
 def register(spec: TaskSpec) -> TaskSpec:

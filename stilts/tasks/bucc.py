@@ -2,8 +2,9 @@
 directions), the threshold that maximises F1 on the dev gold pairs, applied to the test sentences."""
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from stilts.errors import StiltsError
 from stilts.eval.retrieval import bucc_candidates, bucc_extract, bucc_scores, bucc_threshold
@@ -11,7 +12,7 @@ from stilts.tasks import register
 from stilts.tasks.retrieval_formats import read_id_pairs, read_id_sentences
 from stilts.tasks.scoring import metric
 from stilts.tasks.sources import find_files
-from stilts.tasks.spec import Embed, TaskSpec
+from stilts.tasks.spec import NO_SETTINGS, Embed, TaskSpec
 
 LANGUAGES = ("de", "fr", "ru", "zh")
 
@@ -38,7 +39,8 @@ def _gold(root: Path, split: str, language: str) -> set[tuple[str, str]] | None:
     return read_id_pairs(files[2]) if len(files) == 3 else None
 
 
-def retrieve(embed: Embed, root: Path, languages: Sequence[str], split: str) -> dict[str, tuple[dict[str, float], str, str]]:
+def retrieve(embed: Embed, root: Path, languages: Sequence[str], split: str,
+             settings: Mapping[str, Any] = NO_SETTINGS) -> dict[str, tuple[dict[str, float], str, str]]:
     """Per language: the dev-tuned threshold, the mined pairs of `split` (written as the predictions)
     and their F1/precision/recall when `split` has gold pairs (XTREME's download keeps only dev gold)."""
     results = {}

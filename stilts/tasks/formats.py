@@ -5,6 +5,7 @@ Example shapes, one per head:
   span_qa:         {"id", "context", "question", "answers": {"text": [...], "answer_start": [...]}}
   tagging:         {"id", "tokens": [...], "tags": [...]}
   multiple_choice: {"id", "context", "choices": [...], "label": int}
+  dual_encoder:    {"id", "query", "candidate", "candidate_context": str | None, "candidate_id"}
 A label of None means the file carries no gold (e.g. XTREME's label-stripped test files).
 Every malformed input raises StiltsError naming the file and line or example id.
 """

@@ -1,31 +1,51 @@
-"""LAReQA on XQuAD-R (retrieval target of XTREME-R, no training): each question retrieves, from the
-sentences of all 11 languages at once, the sentences that hold its answer; mAP@20."""
+"""LAReQA on XQuAD-R (retrieval target of XTREME-R): each question retrieves, from the sentences of
+all 11 languages at once, the sentences that hold its answer; mAP@20.
 
-from collections.abc import Sequence
+`text_format` says how candidates are embedded: `plain` (the sentence alone, stilts' frozen-encoder
+protocol) or `xtreme_r` (sentence and its paragraph as two segments, as XTREME-R's dual encoder is
+trained and evaluated: google-research/xtreme third_party/utils_lareqa.py `set_encodings`)."""
+
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from stilts.errors import StiltsError
 from stilts.eval.retrieval import knn, mean_average_precision_at_k
 from stilts.tasks import register
 from stilts.tasks.formats import load_json
 from stilts.tasks.retrieval_formats import read_rankings, render_rankings
 from stilts.tasks.scoring import metric
 from stilts.tasks.sources import find_files
-from stilts.tasks.spec import Embed, TaskSpec
+from stilts.tasks.spec import NO_SETTINGS, Embed, TaskSpec
 
 LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
 K = 20
 
 
-def _read(path: Path, language: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]], dict[str, str]]:
-    """(questions as (id, text), sentences as (candidate id, text), question id -> answer's candidate id)."""
+TEXT_FORMATS = ("plain", "xtreme_r")
+
+
+def text_format(settings: Mapping[str, Any], task: str) -> str:
+    """A retrieval target's `text_format` setting, checked."""
+    value = settings.get("text_format", "plain")
+    if value not in TEXT_FORMATS:
+        raise StiltsError(f"target.text_format of {task} must be one of {', '.join(TEXT_FORMATS)}, not {value!r}")
+    return value
+
+
+def _read(path: Path, language: str, with_context: bool
+          ) -> tuple[list[tuple[str, str]], list[tuple[str, str | tuple[str, str]]], dict[str, str]]:
+    """(questions as (id, text), sentences as (candidate id, text or (text, paragraph)), question id ->
+    answer's candidate id)."""
     questions, sentences, answer_of = [], [], {}
     for a, article in enumerate(load_json(path)["data"]):
         for p, paragraph in enumerate(article["paragraphs"]):
-            breaks = paragraph["sentence_breaks"]
+            breaks, context = paragraph["sentence_breaks"], paragraph["context"]
             for s, (start, end) in enumerate(breaks):
-                sentences.append((f"{language}:{a}:{p}:{s}", paragraph["context"][start:end]))
+                text = context[start:end]
+                sentences.append((f"{language}:{a}:{p}:{s}", (text, context) if with_context else text))
             for qa in paragraph["qas"]:
                 questions.append((qa["id"], qa["question"]))
                 start = qa["answers"][0]["answer_start"]
@@ -34,10 +54,13 @@ def _read(path: Path, language: str) -> tuple[list[tuple[str, str]], list[tuple[
     return questions, sentences, answer_of
 
 
-def retrieve(embed: Embed, root: Path, languages: Sequence[str], split: str) -> dict[str, tuple[dict[str, float], str, str]]:
+def retrieve(embed: Embed, root: Path, languages: Sequence[str], split: str,
+             settings: Mapping[str, Any] = NO_SETTINGS) -> dict[str, tuple[dict[str, float], str, str]]:
     """The candidate pool is every sentence of every requested language; a question's relevant
     candidates are its answer sentences in all of them (XQuAD-R is parallel)."""
-    data = {language: _read(find_files(LAREQA, split, language, root)[0], language) for language in languages}
+    with_context = text_format(settings, "lareqa") == "xtreme_r"
+    data = {language: _read(find_files(LAREQA, split, language, root)[0], language, with_context)
+            for language in languages}
     pool = [candidate for language in languages for candidate in data[language][1]]
     pool_vectors = embed([text for _, text in pool])
     position = {candidate_id: i for i, (candidate_id, _) in enumerate(pool)}

@@ -9,20 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
-Head = Literal["classification", "span_qa", "tagging", "multiple_choice", "mlm", "retrieval"]
+Head = Literal["classification", "span_qa", "tagging", "multiple_choice", "mlm", "dual_encoder", "retrieval"]
 # What a task is about; mixtures can be defined by domain (`intermediate.mix.domains=[commonsense]`).
 DOMAINS = ("qa", "nli", "paraphrase", "commonsense", "syntax", "entities", "retrieval", "language_modelling")
 Example = dict[str, Any]
 Reader = Callable[[Path], list[Example]]
 # Scorer: (gold examples, example-level predictions, language) -> metrics on a 0-100 scale.
 Scorer = Callable[[Sequence[Example], Sequence[Any], str], dict[str, float]]
-# Retrieval targets are scored on sentence embeddings: Embed maps texts to L2-normalised vectors, and
-# Retrieve(embed, data root, languages, split) gives, per language, (metrics, predictions file suffix
-# and text).
-Embed = Callable[[Sequence[str]], Any]
-Retrieve = Callable[[Embed, Path, Sequence[str], str], dict[str, tuple[dict[str, float], str, str]]]
+# Retrieval targets are scored on sentence embeddings: Embed maps texts (or (text, second segment)
+# pairs) to L2-normalised vectors, and Retrieve(embed, data root, languages, split, target settings)
+# gives, per language, (metrics, predictions file suffix and text).
+Embed = Callable[[Sequence[str | tuple[str, str]]], Any]
+Retrieve = Callable[[Embed, Path, Sequence[str], str, Mapping[str, Any]], dict[str, tuple[dict[str, float], str, str]]]
+NO_SETTINGS: Mapping[str, Any] = MappingProxyType({})  # a retrieval target's settings when none are given
 # A file template, or a bundle of templates that must all match (a task built from several datasets).
 FileTemplate = str | tuple[str, ...]
 

@@ -3,8 +3,9 @@ training). XTREME's direction (`accuracy`) queries with the English side; `accur
 the other language."""
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from stilts.errors import StiltsError
 from stilts.eval.retrieval import knn, tatoeba_accuracy
@@ -12,7 +13,7 @@ from stilts.tasks import register
 from stilts.tasks.retrieval_formats import read_indices, read_sentences
 from stilts.tasks.scoring import metric
 from stilts.tasks.sources import find_files
-from stilts.tasks.spec import Embed, TaskSpec
+from stilts.tasks.spec import NO_SETTINGS, Embed, TaskSpec
 
 log = logging.getLogger(__name__)
 ISO3 = {
@@ -25,7 +26,8 @@ ISO3 = {
 XTREME_R_ISO3 = {"az": "aze", "lt": "lit", "pl": "pol", "uk": "ukr", "ro": "ron"}
 
 
-def retrieve(embed: Embed, root: Path, languages: Sequence[str], split: str) -> dict[str, tuple[dict[str, float], str, str]]:
+def retrieve(embed: Embed, root: Path, languages: Sequence[str], split: str,
+             settings: Mapping[str, Any] = NO_SETTINGS) -> dict[str, tuple[dict[str, float], str, str]]:
     results = {}
     for language in languages:
         source_file, english_file = find_files(TATOEBA, split, language, root)
