@@ -116,6 +116,11 @@ def _member_names(key: str, node: Mapping[str, Any]) -> list[str]:
         names = [name for name in names if get_task(name).domain in domains]
         if not names:
             raise StiltsError(f"{key}: no task of {key}.tasks has a domain in {domains}")
+    dual = [name for name in names if get_task(name).head == "dual_encoder"]
+    if dual:
+        raise StiltsError(f"{key}: {', '.join(dual)} trains a dual encoder, whose loss depends on the pairs of each "
+                          "micro-batch; train it as a stage of its own (e.g. +intermediate=[squad_pairs,mnli]), "
+                          "not inside a mixture")
     return names
 
 

@@ -183,6 +183,15 @@ def retrieval_recipe(planned: Sequence[Stage]) -> str:
     return "fine_tuned_encoder" if recipe else "frozen_encoder"
 
 
+def check_retrieval_recipe(cfg: DictConfig, planned: Sequence[Stage]) -> None:
+    """Before any training: a dual encoder embeds with its own pooler, so a layer or pooling chosen
+    for the target would be silently ignored; refuse it."""
+    if retrieval_recipe(planned) == "dual_encoder" and (cfg.target.get("layer") is not None
+                                                         or cfg.target.pooling != "cls"):
+        raise StiltsError(f"target {cfg.target.name}: the dual encoder ({planned[-1].label}) embeds with its trained "
+                          "pooler on the first token of the last layer; set target.layer=null and target.pooling=cls")
+
+
 def _retrieval_embedding(cfg: DictConfig, planned: Sequence[Stage], encoder) -> tuple[EmbeddingSettings, Any, str]:
     """(embedding settings, pooler or None, what embeds): a dual-encoder stage embeds with its own
     pooler on the last layer; otherwise target.layer (default model.retrieval_layer) and target.pooling."""
@@ -190,9 +199,6 @@ def _retrieval_embedding(cfg: DictConfig, planned: Sequence[Stage], encoder) -> 
     common = {"batch_size": cfg.target.batch_size, "max_length": cfg.target.max_length, "dtype": cfg.target.dtype}
     if retrieval_recipe(planned) == "dual_encoder":
         stage = planned[-1]
-        if cfg.target.get("layer") is not None or cfg.target.pooling != "cls":
-            raise StiltsError(f"target {cfg.target.name}: a dual encoder ({stage.label}) embeds with its trained pooler "
-                              "on the first token of the last layer; set target.layer=null and target.pooling=cls")
         head = build_head("dual_encoder", encoder.config.hidden_size, 0)
         head.load_state_dict(load_file(str(stage.head_file(stage.label))))
         return EmbeddingSettings(layer=layers, pooling="cls", **common), head.embed, f"dual-encoder pooler of {stage.name}"
@@ -283,6 +289,8 @@ def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
         pretrained = encoder_source
         planned = plan_stages(cfg, pretrained)
         check_no_evaluation_data(cfg, planned, target, languages)
+        if target.retrieve is not None:
+            check_retrieval_recipe(cfg, planned)
         summaries, reused = {}, {}
         for stage in planned:
             summaries[stage.name], reused[stage.name] = acquire_stage(cfg, stage, encoder_source, pretrained, run_name)

@@ -228,10 +228,6 @@ def _stage_data(cfg: DictConfig, stage: Stage, tokenizer, world_size: int
         member.micro_batch_size = micro
         layout = {"micro_batch_size": micro, "accumulate_grad_batches": accumulation, "world_size": world_size}
         return member, members, layout, _epochs(cfg, stage.tasks[name])
-    dual = [name for name, task in stage.tasks.items() if task.spec.head == "dual_encoder"]
-    if dual:
-        raise StiltsError(f"{stage.label}: {', '.join(dual)} trains a dual encoder, whose loss depends on the pairs of "
-                          "each micro-batch; train it as a stage of its own, not inside a mixture")
     effective = {name: _effective(cfg, task) for name, task in stage.tasks.items()}
     shares = {}
     for name, size in effective.items():

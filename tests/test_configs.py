@@ -46,8 +46,9 @@ def test_option_composes_resolves_and_instantiates(group: str, option: str, tmp_
     stages = plan_stages(cfg)
     if get_task(cfg.target.name).retrieve is None:
         assert stages[-1].spec.name == cfg.target.name
-    else:  # retrieval targets are scored on embeddings, without a training stage
-        assert not stages
+    else:  # retrieval targets are scored on embeddings: only their recipe's stages train (XTREME-R's)
+        assert [stage.label for stage in stages] == list(cfg.target.get("before") or {})
+        assert all(stage.role == "target-recipe" for stage in stages)
     assert cfg.target.name in str(cfg.paths.run_dir)
 
 

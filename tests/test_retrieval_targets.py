@@ -145,7 +145,7 @@ def test_retrieval_targets_read_local_files_only() -> None:
     with initialize_config_module("stilts.conf", version_base="1.3"):
         cfg = compose("config", overrides=["target=tatoeba"])
     with pytest.raises(StiltsError, match="data=local"):
-        evaluate_retrieval(cfg, get_task("tatoeba"), "unused", ["de"], Path("unused"))
+        evaluate_retrieval(cfg, get_task("tatoeba"), [], "unused", ["de"], Path("unused"))
 
 
 def test_tatoeba_xtreme_layout_gives_predictions_but_no_accuracy(shared_data, tmp_path, embed, caplog) -> None:

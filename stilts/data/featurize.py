@@ -101,10 +101,20 @@ def _answer_tokens(offsets, sequence_ids, answers: Mapping[str, list]) -> tuple[
 
 
 def _truncate_questions(questions: list[str], tokenizer, max_query_length: int) -> list[str]:
-    """Cut questions to max_query_length tokens (XTREME/BERT's rule) so a window always has room for context."""
+    """Cut questions to max_query_length tokens (XTREME/BERT's rule) so a window always has room for
+    context. The cut is made in the text, at a token's end; a SentencePiece tokenizer may split the cut
+    text into more pieces than its prefix had, so the cut moves back a token until it fits."""
     encoded = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
-    return [question if len(offsets) <= max_query_length else question[:offsets[max_query_length - 1][1]]
-            for question, offsets in zip(questions, encoded["offset_mapping"])]
+    cut = []
+    for question, offsets in zip(questions, encoded["offset_mapping"]):
+        keep = min(len(offsets), max_query_length)
+        while len(offsets) > max_query_length and keep > 1:
+            prefix = question[:offsets[keep - 1][1]]
+            if len(tokenizer(prefix, add_special_tokens=False)["input_ids"]) <= max_query_length:
+                break
+            keep -= 1
+        cut.append(question if len(offsets) <= max_query_length else question[:offsets[keep - 1][1]])
+    return cut
 
 
 def span_qa(batch: Batch, tokenizer, settings: FeaturizeSettings, label_to_id: Mapping[str, int]) -> dict:
