@@ -172,3 +172,25 @@ def test_dual_encoders_do_not_train_inside_mixtures(tmp_path, stilts_cache) -> N
                  "experiment=quickstart", cache=stilts_cache, cwd=tmp_path, timeout=300)
     assert run.returncode != 0
     assert any(line.startswith("error:") and "stage of its own" in line for line in run.stderr.splitlines())
+
+
+def test_text_format_chooses_what_lareqa_and_mewslix_embed() -> None:
+    import numpy as np
+
+    seen: list = []
+
+    def embed(texts):
+        seen.extend(texts)
+        return np.eye(len(texts), 8, dtype=np.float32)
+
+    get_task("lareqa").retrieve(embed, SAMPLES_ROOT, ["en"], "test", {"text_format": "xtreme_r"})
+    pairs = [text for text in seen if isinstance(text, tuple)]
+    assert pairs and all(sentence in paragraph for sentence, paragraph in pairs)  # (sentence, paragraph)
+    seen.clear()
+    get_task("mewslix").retrieve(embed, SAMPLES_ROOT, ["en"], "test", {"text_format": "xtreme_r"})
+    assert any(" { " in text and " } " in text for text in seen)  # marked mentions
+    seen.clear()
+    get_task("mewslix").retrieve(embed, SAMPLES_ROOT, ["en"], "test")
+    assert not any(" { " in text for text in seen)  # plain: the sentence as it is
+    with pytest.raises(StiltsError, match="text_format of lareqa must be one of plain, xtreme_r"):
+        get_task("lareqa").retrieve(embed, SAMPLES_ROOT, ["en"], "test", {"text_format": "sentences"})
