@@ -33,7 +33,7 @@ def stage(name: str, tasks: list[str] | None = None, languages: list[str] | None
 
 def write_run(root: Path, target: str, stages: list[dict], seed: int, score: float, *, model: str = "m",
               setting: str = "s1", target_key: str | None = None, scores: dict | None = None,
-              dev: dict | None = None) -> Path:
+              dev: dict | None = None, recipe: str | None = None) -> Path:
     """A results.json as the pipeline writes it (only the keys the report reads)."""
     scores = scores or {"en": score}
     chain = [s["name"] for s in stages]
@@ -48,8 +48,9 @@ def write_run(root: Path, target: str, stages: list[dict], seed: int, score: flo
         "setting_key": setting, "target_key": target_key or f"{target}-t",
         "config": {"intermediate": {s["name"]: {"tasks": s["tasks"]} for s in stages},
                    "target": {"name": target, "eval_split": "test"}},
+        **({"retrieval": {"recipe": recipe}} if recipe else {}),
     }
-    folder = root / target / ("+".join(chain) or "none") / model / f"seed{seed}-{setting}"
+    folder = root / target / ("+".join(chain) or "none") / model / f"seed{seed}-{setting}{recipe or ''}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(document), encoding="utf-8")
     return folder
@@ -99,6 +100,17 @@ def test_unmatched_baselines_are_listed_never_mixed(tmp_path) -> None:
     assert len(missing) == 2
     assert set(missing.model) == {"m [s1]", "m [s2]"}
     assert gains[gains.model == "m [s2]"].gain.isna().all()
+
+
+def test_retrieval_recipes_are_labelled_and_matched_apart(tmp_path) -> None:
+    for recipe, key, base in (("frozen_encoder", "lareqa-frozen", 20.0), ("dual_encoder", "lareqa-dual", 40.0)):
+        write_run(tmp_path, "lareqa", [], 1, base, target_key=key, recipe=recipe)
+        write_run(tmp_path, "lareqa", [stage("squad")], 1, base + 3.0, target_key=key, recipe=recipe)
+    runs = report.load_runs(tmp_path)
+    assert sorted(runs.column.unique()) == ["lareqa", "lareqa (dual_encoder)"]
+    gains = report.gains(runs)
+    assert sorted(gains[gains.setup == "squad"].gain.tolist()) == [3.0, 3.0]  # each against its own recipe
+    assert report.unmatched(runs).empty
 
 
 def test_benchmark_averages_only_when_every_task_is_there(tmp_path) -> None:

@@ -76,6 +76,8 @@ def _run_row(path: Path, document: Mapping[str, Any]) -> dict[str, Any]:
         "diversity": None if kind == "baseline" else ("single-domain" if len(domains) == 1 else "multi-domain"),
         "multilingual": bool(any(stage.get("multilingual") for stage in stages)),
         "target": document["target"],
+        # Retrieval targets: which recipe made the number (frozen encoder, fine-tuned, dual encoder).
+        "recipe": (document.get("retrieval") or {}).get("recipe"),
         "category": CATEGORY.get(document["target"]),
         "seed": document["seed"],
         "score": _number(document["score"]),
@@ -103,8 +105,10 @@ def _run_row(path: Path, document: Mapping[str, Any]) -> dict[str, Any]:
 def _disambiguate(runs: pd.DataFrame) -> pd.DataFrame:
     """Distinct setups never share a label (two mixtures both called `mix`), nor settings of one
     model (a sweep over lr), nor two configurations of a target (`column`, the target's label in
-    tables): the label gets a short key then, so no cell mixes them."""
-    runs["column"] = runs["target"]
+    tables): the label gets a short key then, so no cell mixes them. A retrieval target scored by
+    one of XTREME-R's trained recipes is labelled with it, e.g. `lareqa (dual_encoder)`."""
+    runs["column"] = [target if recipe in (None, "frozen_encoder") or pd.isna(recipe) else f"{target} ({recipe})"
+                      for target, recipe in zip(runs["target"], runs["recipe"])]
     for column, key in (("setup", "setup_id"), ("model", "setting"), ("column", "target_setting")):
         counts = runs.groupby(column)[key].nunique()
         clash = runs[column].isin(counts[counts > 1].index)
