@@ -157,3 +157,26 @@ def test_tatoeba_xtreme_layout_gives_predictions_but_no_accuracy(shared_data, tm
     [(metrics, _, predictions)] = get_task("tatoeba").retrieve(embed, tmp_path, ["de"], "test").values()
     assert metrics == {} and len(predictions.splitlines()) == 1000
     assert "sorted" in caplog.text
+
+
+def test_embedding_drops_unused_layers_with_identical_vectors(tiny_model_dir) -> None:
+    """Layer 1 of 2: the embedder keeps one transformer layer, and its vectors are the full model's
+    hidden state 1, mean-pooled, bit for bit."""
+    import torch
+
+    from stilts.model.encoder import load_encoder, load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    texts = ["A short sentence.", "A much longer sentence, padded in no batch of its own.", "x"]
+    full = load_encoder(str(tiny_model_dir)).eval()
+    with torch.no_grad():
+        vectors = []
+        for text in texts:  # one at a time: no padding at all
+            batch = tokenizer([text], return_tensors="pt")
+            hidden = full(**batch, output_hidden_states=True).hidden_states[1]
+            vectors.append(torch.nn.functional.normalize(hidden.mean(1), dim=-1)[0].numpy())
+    embedder = SentenceEmbedder(load_encoder(str(tiny_model_dir)), tokenizer, EmbeddingSettings(layer=1), device="cpu")
+    assert len(embedder.encoder.encoder.layer) == 1 and embedder.encoder.config.num_hidden_layers == 1
+    assert np.allclose(embedder(texts), np.stack(vectors), atol=1e-6)
+    with pytest.raises(StiltsError, match="layer 2 does not exist"):  # the dropped layers are gone for good
+        SentenceEmbedder(embedder.encoder, tokenizer, EmbeddingSettings(layer=2))
