@@ -10,6 +10,7 @@ as safetensors, the Lightning checkpoints are removed unless `keep_checkpoints=t
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -123,6 +124,8 @@ def make_datamodule(cfg: DictConfig, task: StageTask, tokenizer, train: bool, la
         settings=settings, micro_batch_size=cfg.train.micro_batch_size, eval_batch_size=cfg.train.eval_batch_size,
         train=train, eval_languages=languages, eval_split=task.settings.get("eval_split", "test"),
         num_workers=cfg.data.num_workers, labels=labels, seed=cfg.seed, train_languages=task.languages,
+        # A dual encoder's negatives are its micro-batch: keep them random, as XTREME's recipe does.
+        group_by_length=bool(cfg.train.get("group_by_length", True)) and task.spec.head != "dual_encoder",
     )
 
 
@@ -196,6 +199,34 @@ def _effective(cfg: DictConfig, task: StageTask) -> int:
     return cfg.train.effective_batch_size or task.settings["effective_batch_size"]
 
 
+class BestDevResults(pl.Callback):
+    """The dev metrics, scores and predictions of the best evaluation of a fit (strictly better than
+    every earlier one, as ModelCheckpoint keeps the first of equal scores). When the selection ran on
+    the whole dev sets, they are what validating the reloaded best weights would compute again, so
+    that second validation is skipped."""
+
+    def __init__(self, members: Mapping[str, TaskDataModule]) -> None:
+        self.members = members
+        self.step: int | None = None
+        self._score = -math.inf
+        self._saved: tuple[Any, Any, dict[str, Any]] | None = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        score = trainer.callback_metrics.get("val/score")
+        if trainer.state.fn != "fit" or trainer.sanity_checking or score is None or not float(score) > self._score:
+            return
+        self._score, self.step = float(score), trainer.global_step
+        # Each evaluation replaces these values (never mutates them): shallow copies keep this one's.
+        self._saved = (dict(pl_module.results["val"]), dict(pl_module.scores["val"]),
+                       {name: dict(member.predictions["val"]) for name, member in self.members.items()})
+
+    def restore(self, module: StiltsModule) -> None:
+        results, scores, predictions = self._saved
+        module.results["val"], module.scores["val"] = results, scores
+        for name, member in self.members.items():
+            member.predictions["val"] = predictions[name]
+
+
 def _micro_limit(cfg: DictConfig, task: StageTask) -> int:
     """The largest micro-batch a task may use. A dual encoder's negatives are the other pairs of its
     micro-batch, so its micro-batch is the task's `pairs_per_batch` (a number-changing setting),
@@ -226,6 +257,7 @@ def _stage_data(cfg: DictConfig, stage: Stage, tokenizer, world_size: int
             raise StiltsError(f"{name}: {world_size} processes leave each a share of the effective batch that is not a "
                               f"multiple of pairs_per_batch {limit}; raise effective_batch_size or use fewer devices")
         member.micro_batch_size = micro
+        member.step_examples = _effective(cfg, stage.tasks[name])
         layout = {"micro_batch_size": micro, "accumulate_grad_batches": accumulation, "world_size": world_size}
         return member, members, layout, _epochs(cfg, stage.tasks[name])
     effective = {name: _effective(cfg, task) for name, task in stage.tasks.items()}
@@ -304,7 +336,9 @@ def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: st
     loggers = make_loggers(cfg, stage.name, stage.role, run_name, resume_step)
     every = cfg.train.get("eval_every_steps")
     selection = SelectionLog()
-    callbacks = [exact, best, ResumeCheckpoint(folder, cfg.train.checkpoint_every_n_steps, every), selection]
+    best_results = BestDevResults(members)
+    callbacks = [exact, best, ResumeCheckpoint(folder, cfg.train.checkpoint_every_n_steps, every), selection,
+                 best_results]
     overrides: dict[str, Any] = {}
     if every:  # validation every N optimizer steps, counted across epochs (in micro-batches)
         overrides = {"val_check_interval": every * layout["accumulate_grad_batches"], "check_val_every_n_epoch": None}
@@ -319,7 +353,11 @@ def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: st
         trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
         if best.best_model_path:  # model selection on the dev sets
             module.load_state_dict(torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"])
-        trainer.validate(module, datamodule=datamodule, verbose=False)
+        chosen = selection.best()
+        if cfg.train.get("eval_subset") is None and chosen is not None and best_results.step == chosen["step"]:
+            best_results.restore(module)  # selected on the whole dev sets: its results are known
+        else:  # selected on dev subsets, or the best evaluation came before a resume
+            trainer.validate(module, datamodule=datamodule, verbose=False)
     except DivergedError as error:
         finish_loggers(loggers, failed=True)
         kept = f"; the last good checkpoint stays in {folder}" if (folder / "last.ckpt").exists() else ""

@@ -89,3 +89,24 @@ def test_bad_selection_settings_are_one_error_line(tmp_path, stilts_cache) -> No
     bad = stilts("target=xnli", "experiment=quickstart", "train.eval_subset=0", cache=stilts_cache, cwd=tmp_path,
                  timeout=120)
     assert bad.returncode == 2 and "train.eval_subset must be a positive whole number or null" in bad.stderr
+
+
+@pytest.mark.slow
+def test_selection_on_the_whole_dev_set_reuses_the_best_evaluation(tmp_path, stilts_cache) -> None:
+    """Without a dev subset the best evaluation's results are exported as they are (no second
+    validation); they equal what re-validating the reloaded best weights gives (forced here by a
+    subset as large as the dev set, 9 examples)."""
+    whole = tmp_path / "whole"
+    forced = tmp_path / "forced"
+    base = [arg for arg in RUN if not arg.startswith("train.eval_subset")]
+    for workspace, extra in ((whole, []), (forced, ["train.eval_subset=9"])):
+        workspace.mkdir()
+        run = stilts(*base, *extra, cache=stilts_cache, cwd=workspace)
+        assert run.returncode == 0, run.stderr[-3000:]
+    reused, validated = _stage(whole), _stage(forced)
+    assert reused["selection"]["evaluations"] == validated["selection"]["evaluations"]
+    assert reused["tasks"]["xnli"]["dev_metrics"] == validated["tasks"]["xnli"]["dev_metrics"]
+    assert reused["dev_score"] == validated["dev_score"]
+    assert reused["dev_score"] == pytest.approx(reused["selection"]["best"]["score"], rel=1e-6)  # logged as float32
+    [a], [b] = (list(w.glob("outputs/stages/xnli-*/predictions/dev-en.tsv")) for w in (whole, forced))
+    assert a.read_text() == b.read_text()

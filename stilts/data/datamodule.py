@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from stilts.data.collate import DynamicPaddingCollator, MaskingCollator
 from stilts.data.decode import decode
-from stilts.data.sampling import ResumableDataLoader, ResumableSampler
+from stilts.data.sampling import LengthGroupedSampler, ResumableDataLoader, ResumableSampler
 from stilts.data.featurize import FEATURIZERS, MODEL_INPUTS, FeaturizeSettings
 from stilts.errors import StiltsError
 from stilts.tasks.formats import qa_has_gold
@@ -40,6 +40,11 @@ class EvalSet:
     split: str
     examples: list[Example]
     features: datasets.Dataset
+
+
+def feature_lengths(features: datasets.Dataset) -> list[int]:
+    """Tokens per feature; a multiple-choice feature counts its longest choice (its padded width)."""
+    return [max(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids) for ids in features["input_ids"]]
 
 
 def _first_examples(eval_set: EvalSet, count: int) -> EvalSet:
@@ -86,7 +91,8 @@ class TaskDataModule(pl.LightningDataModule):
                  cache_dir: str | Path = "~/.cache/stilts/features", settings: FeaturizeSettings = FeaturizeSettings(),
                  micro_batch_size: int = 8, eval_batch_size: int = 32, train: bool = True,
                  eval_languages: Sequence[str] = (), eval_split: str = "test", num_workers: int = 0,
-                 labels: Sequence[str] | None = None, seed: int = 0, train_languages: Sequence[str] = ()) -> None:
+                 labels: Sequence[str] | None = None, seed: int = 0, train_languages: Sequence[str] = (),
+                 group_by_length: bool = True) -> None:
         """`labels` fixes the label set of an open-label task (CCG) to that of its trained head;
         `train_languages` (default: the task's training language) are trained on together."""
         super().__init__()
@@ -112,6 +118,8 @@ class TaskDataModule(pl.LightningDataModule):
         self.predictions: dict[str, dict[str, list[Any]]] = {"val": {}, "test": {}}
         self._labels = list(labels) if labels is not None else None
         self.eval_subset: int | None = None  # set by the stage's training (train.eval_subset)
+        self.group_by_length = group_by_length
+        self.step_examples: int | None = None  # features per optimizer step, all ranks (set by the stage's training)
         self._subsets: list[EvalSet] = []
         self._train_examples: list[Example] | None = None
 
@@ -206,17 +214,23 @@ class TaskDataModule(pl.LightningDataModule):
     def _eval_loader(self, features: datasets.Dataset) -> DataLoader:
         """Similar lengths together, so padding stays small."""
         columns = [c for c in MODEL_INPUTS if c in features.column_names]
-        lengths = [len(ids) for ids in features["input_ids"]]
+        lengths = feature_lengths(features)
         features = features.select(sorted(range(len(features)), key=lengths.__getitem__))
         return DataLoader(features.select_columns(columns), batch_size=self.eval_batch_size, shuffle=False,
                           collate_fn=self.collator, num_workers=self.num_workers, generator=self._generator())
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled by (seed, epoch) alone, split across DDP ranks, resumable mid-epoch."""
+        """Shuffled by (seed, epoch) alone, split across DDP ranks, resumable mid-epoch; with
+        `group_by_length`, each optimizer step's features have similar lengths (LengthGroupedSampler)."""
         features = self.train_set.select_columns([c for c in MODEL_INPUTS if c in self.train_set.column_names])
         trainer = self.trainer
-        sampler = ResumableSampler(features, seed=self.seed, num_replicas=trainer.world_size if trainer else 1,
-                                   rank=trainer.global_rank if trainer else 0)
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer else (1, 0)
+        if self.group_by_length:
+            sampler = LengthGroupedSampler(features, lengths=feature_lengths(self.train_set), seed=self.seed,
+                                           step_examples=self.step_examples or self.micro_batch_size * world,
+                                           num_replicas=world, rank=rank)
+        else:
+            sampler = ResumableSampler(features, seed=self.seed, num_replicas=world, rank=rank)
         return ResumableDataLoader(features, batch_size=self.micro_batch_size, sampler=sampler,
                                    collate_fn=self.train_collator, num_workers=self.num_workers,
                                    generator=self._generator())

@@ -3,10 +3,14 @@ mid-epoch: after a crash, the rerun sees exactly the batches the uninterrupted r
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
+
+MEGA_BATCH_STEPS = 50  # optimizer steps' worth of examples sorted together (HF LengthGroupedSampler's mega_batch_mult)
 
 
 class ResumableSampler(DistributedSampler):
@@ -20,6 +24,46 @@ class ResumableSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[int]:
         indices = list(super().__iter__())
+        skip, self.skip = self.skip, 0
+        return iter(indices[skip:])
+
+
+class LengthGroupedSampler(ResumableSampler):
+    """Training order with little padding: per (seed, epoch), a shuffle of all features is cut into
+    mega-batches of MEGA_BATCH_STEPS optimizer steps, each sorted by length and cut into steps of
+    `step_examples` features; the steps are shuffled (the last, partial one stays last). A step's
+    features are the same whatever the micro-batch and device count, so, as with plain shuffling,
+    the batch layout never changes which examples an optimizer step sees. Each rank takes a
+    contiguous share of every step (DistributedSampler's padding by repetition, in the last step)."""
+
+    def __init__(self, dataset: Any, *, lengths: Sequence[int], step_examples: int, seed: int,
+                 num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(dataset, seed=seed, num_replicas=num_replicas, rank=rank)
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.step_examples = step_examples
+
+    def _steps(self) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.lengths))
+        mega = self.step_examples * MEGA_BATCH_STEPS
+        steps = []
+        for start in range(0, len(order), mega):
+            chunk = order[start:start + mega]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            steps += [chunk[i:i + self.step_examples] for i in range(0, len(chunk), self.step_examples)]
+        last = [steps.pop()] if steps and len(steps[-1]) < self.step_examples else []
+        steps = [steps[i] for i in rng.permutation(len(steps))] + last
+        short = self.total_size - len(order)  # pad, as DistributedSampler does, so every rank has its share
+        if short:
+            steps[-1] = np.concatenate([steps[-1], order[:short]])
+        return steps
+
+    def __iter__(self) -> Iterator[int]:
+        world, rank = self.num_replicas, self.rank
+        indices = []
+        for step in self._steps():
+            share = math.ceil(len(step) / world)
+            indices += step[rank * share:(rank + 1) * share].tolist()
         skip, self.skip = self.skip, 0
         return iter(indices[skip:])
 

@@ -104,6 +104,9 @@ class Answer(str):
         answer.null_odds = float(null_odds)
         return answer
 
+    def __getnewargs__(self) -> tuple[str, float]:  # copies and pickles keep the odds
+        return str(self), self.null_odds
+
 
 def _best_threshold(predictions: Mapping[str, str], scores: Mapping[str, float], na_probs: Mapping[str, float],
                     has_answer: Mapping[str, bool]) -> tuple[float, float]:
