@@ -26,7 +26,6 @@ def resolve_pretrained(name_or_path: str, cache_dir: str | Path, tiny: Mapping[s
         return name_or_path
     from stilts.tasks.sources import SAMPLES_ROOT
 
-    _quiet_weight_bars()
     settings = TinySettings(**dict(tiny or {}))
     return str(build_tiny_xlmr(Path(corpus_root or SAMPLES_ROOT), Path(cache_dir), settings))
 

@@ -133,14 +133,17 @@ def _train_tokenizer(corpus_root: Path, settings: TinySettings):
 
 
 def build_tiny_xlmr(corpus_root: Path, cache_dir: Path, settings: TinySettings = TinySettings()) -> Path:
-    """Path of a saved tiny XLM-R (model + tokenizer), building it on first use."""
-    import torch
-    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
-
+    """Path of a saved tiny XLM-R (model + tokenizer), building it on first use. A cached build is
+    found without importing torch or transformers (every job and DDP rank resolves it)."""
     target = Path(cache_dir).expanduser() / f"tiny-xlmr-{_fingerprint(corpus_root, settings)}"
     if (target / "config.json").exists():
         log.info("Using the cached tiny XLM-R at %s", target)
         return target
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # the build's shard-writing bar is noise
     log.info("Building a tiny XLM-R (tokenizer trained on %s) into %s", corpus_root, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=target.parent))
