@@ -19,7 +19,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from stilts.checks import check_config, check_writable
 from stilts.errors import StiltsError
 from stilts.files import read_json, write_json_atomic
 
@@ -57,6 +56,8 @@ class SweepReport(Callback):
     """Hydra callback (conf/config.yaml: hydra.callbacks): checks first, a summary table last."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from stilts.checks import check_config, check_writable  # the task registry: only when a job runs
+
         try:
             check_config(config)
             check_writable(config.paths.output_dir, "paths.output_dir")
@@ -65,6 +66,8 @@ class SweepReport(Callback):
             _fail(error)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from stilts.checks import check_writable
+
         sweep_id()
         try:
             check_writable(config.hydra.sweep.dir, "hydra.sweep.dir")

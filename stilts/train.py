@@ -18,17 +18,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
-from pytorch_lightning.utilities import rank_zero_only
 
-from stilts.checks import check_config
 from stilts.errors import StiltsError
 from stilts.identity import model_tag, run_key
-from stilts.mixtures import expand_intermediate, expanded_config
-from stilts.pipeline import print_results, run_pipeline
-from stilts.sweep import FAILED_FILE, record_failure, record_job, run_alone, spawns_rank_processes, sweep_id
-from stilts.tasks import get_task
+from stilts.sweep import FAILED_FILE, record_failure, record_job, sweep_id
 from stilts.tasks.sources import SAMPLES_ROOT
-from stilts.training import default_precision
+
+# Training, evaluation and the task registry are imported when a job runs, not at import: `--help`
+# and `--cfg job` (and Hydra's launcher processes) never pay for torch, Lightning or transformers.
 
 log = logging.getLogger("stilts")
 
@@ -37,6 +34,8 @@ def _job_run_key(*, _root_: DictConfig) -> str:
     """`${stilts.run_key:}`: the run folder's suffix, from the job's config with its intermediate
     stages expanded (so `tasks: [squad, mnli]` and its spelled-out form share a folder). A config
     that does not expand gets the key of its raw form: the job then fails with the config error."""
+    from stilts.mixtures import expanded_config
+
     try:
         return run_key(expanded_config(_root_))
     except (StiltsError, OmegaConfBaseException):
@@ -46,13 +45,20 @@ def _job_run_key(*, _root_: DictConfig) -> str:
             return "unresolved"
 
 
+def _default_precision(accelerator: str) -> str:
+    """`${stilts.precision:...}`: resolved only when a job runs (it looks at the GPU)."""
+    from stilts.training import default_precision
+
+    return default_precision(accelerator)
+
+
 def register_resolvers() -> None:
     OmegaConf.register_new_resolver("stilts.chain", lambda node: "+".join(node) or "none", replace=True)
     OmegaConf.register_new_resolver("stilts.samples", lambda: str(SAMPLES_ROOT), replace=True)
     OmegaConf.register_new_resolver("stilts.sweep_id", sweep_id, replace=True)
     OmegaConf.register_new_resolver("stilts.model_tag", model_tag, replace=True)
     OmegaConf.register_new_resolver("stilts.run_key", _job_run_key, replace=True)
-    OmegaConf.register_new_resolver("stilts.precision", default_precision, replace=True)
+    OmegaConf.register_new_resolver("stilts.precision", _default_precision, replace=True)
 
 
 register_resolvers()
@@ -66,6 +72,12 @@ def _message(error: Exception) -> str:
 
 def _run(cfg: DictConfig, multirun: bool, run_dir: Path) -> dict:
     """One job: its outcome record."""
+    from stilts.checks import check_config
+    from stilts.mixtures import expand_intermediate
+    from stilts.pipeline import print_results, run_pipeline
+    from stilts.sweep import run_alone, spawns_rank_processes
+    from stilts.tasks import get_task
+
     check_config(cfg)
     with open_dict(cfg):
         cfg.intermediate = expand_intermediate(cfg.intermediate)
@@ -78,6 +90,8 @@ def _run(cfg: DictConfig, multirun: bool, run_dir: Path) -> dict:
 
 @hydra.main(version_base="1.3", config_path="pkg://stilts.conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    from pytorch_lightning.utilities import rank_zero_only
+
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     run_dir = Path(hydra_cfg.runtime.output_dir)
