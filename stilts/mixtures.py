@@ -24,7 +24,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from stilts.data.multitask import SAMPLERS
 from stilts.errors import StiltsError
 from stilts.tasks import get_task, task_names
 from stilts.tasks.spec import DOMAINS
@@ -166,6 +165,8 @@ def expand_mixture(key: str, node: Mapping[str, Any]) -> dict[str, Any]:
     if with_lr:
         raise StiltsError(f"{key}.tasks.{with_lr[0]}.lr: a mixture trains one optimizer; set {key}.lr instead")
     _number(f"{key}.lr", expanded["lr"])
+    from stilts.data.multitask import SAMPLERS  # torch: only for mixtures
+
     if expanded["sampler"] not in SAMPLERS:
         raise StiltsError(f"{key}.sampler must be one of {', '.join(SAMPLERS)}, not {expanded['sampler']!r}")
     _number(f"{key}.temperature", expanded["temperature"], optional=False)

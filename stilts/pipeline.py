@@ -36,7 +36,8 @@ from stilts.model.encoder import load_encoder, load_tokenizer, resolve_pretraine
 from stilts.model.heads import build_head
 from stilts.model.module import StiltsModule
 from stilts.checks import check_no_evaluation_data
-from stilts.results import build_results, describe_stage, format_table, intermediate_metrics, read_results
+from stilts.results import (RESULTS_FILE, build_results, describe_stage, finished_results, format_table,
+                            intermediate_metrics, read_results)
 from stilts.mixtures import expand_intermediate, is_mixture
 from stilts.stages import Stage, StageTask
 from stilts.tasks import get_task
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 # Evaluation gathers every rank's predictions and drops the sampler's duplicates (StiltsModule._score).
 warnings.filterwarnings("ignore", message=r".*Using `DistributedSampler` with the dataloaders.*")
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda record: "Tip:" not in record.getMessage())
-RESULTS_FILE = "results.json"
 EVALUATION_ONLY = ("languages", "eval_split", "before")  # a target's settings that never change weights
 
 
@@ -260,10 +260,11 @@ def _finished_run(results_path: Path, key: str, overwrite: bool) -> dict[str, An
     damaged results.json, or one made with another config, is kept aside as results.previous.json."""
     if not results_path.exists():
         return None
-    previous = read_results(results_path)
-    if previous is not None and previous["run_key"] == key and not overwrite:
+    finished = finished_results(results_path.parent, key)
+    if finished is not None and not overwrite:
         log.info("%s exists: skipping this run (overwrite=true to redo it)", results_path)
-        return previous
+        return finished
+    previous = read_results(results_path)
     reason = ("is damaged" if previous is None else "is redone (overwrite=true)" if previous["run_key"] == key
               else "was made with another config")
     log.info("%s %s: running again (finished stages are reused)", results_path, reason)

@@ -61,6 +61,16 @@ def intermediate_metrics(stages: Sequence[Stage], summaries: Mapping[str, Mappin
     return metrics
 
 
+RESULTS_FILE = "results.json"
+
+
+def finished_results(run_dir: str | Path, key: str) -> dict[str, Any] | None:
+    """The intact results.json of run `key` in run_dir (so the run can be skipped), else None. Read
+    only: results are written atomically, so a reader never sees half of one."""
+    results = read_results(Path(run_dir) / RESULTS_FILE)
+    return results if results is not None and results["run_key"] == key else None
+
+
 def read_results(path: str | Path) -> dict[str, Any] | None:
     """A results.json that parses and has every required key, else None (missing or damaged)."""
     results = read_json(path)

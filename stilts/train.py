@@ -10,6 +10,7 @@ table) and the sweep goes on; the process exits non-zero at the end if any job f
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from stilts.errors import StiltsError
 from stilts.identity import model_tag, run_key
+from stilts.results import RESULTS_FILE, finished_results, format_table
 from stilts.sweep import FAILED_FILE, record_failure, record_job, sweep_id
 from stilts.tasks.sources import SAMPLES_ROOT
 
@@ -45,11 +47,34 @@ def _job_run_key(*, _root_: DictConfig) -> str:
             return "unresolved"
 
 
-def _default_precision(accelerator: str) -> str:
-    """`${stilts.precision:...}`: resolved only when a job runs (it looks at the GPU)."""
-    from stilts.training import default_precision
+def launch_rank() -> int:
+    """This process's global rank as the launcher set it (what Lightning's `rank_zero_only.rank`
+    reads before a trainer exists: RANK, LOCAL_RANK, SLURM_PROCID, JSM_NAMESPACE_RANK)."""
+    for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if os.environ.get(variable):
+            return int(os.environ[variable])
+    return 0
 
-    return default_precision(accelerator)
+
+# Device nodes of a GPU driver (NVIDIA's, or ROCm's, which torch.cuda also serves) on Linux.
+GPU_DRIVER_FILES = ("/dev/nvidiactl", "/proc/driver/nvidia/version", "/dev/kfd")
+
+
+def gpu_driver_absent() -> bool:
+    """True where no CUDA/ROCm device can exist (Linux without a GPU driver): then no need to
+    import torch to know it, which keeps a skipped run as cheap as `import torch` or cheaper."""
+    return sys.platform.startswith("linux") and not any(os.path.exists(path) for path in GPU_DRIVER_FILES)
+
+
+def default_precision(accelerator: str) -> str:
+    """`trainer=default`'s precision (`${stilts.precision:...}`): bf16 mixed precision when the
+    accelerator is (or auto-detects) a CUDA GPU that supports bf16, else full fp32. Resolved when a
+    job runs; torch is asked only where a GPU driver exists."""
+    if accelerator not in ("auto", "gpu", "cuda") or gpu_driver_absent():
+        return "32-true"
+    import torch
+
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "32-true"
 
 
 def register_resolvers() -> None:
@@ -58,7 +83,7 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("stilts.sweep_id", sweep_id, replace=True)
     OmegaConf.register_new_resolver("stilts.model_tag", model_tag, replace=True)
     OmegaConf.register_new_resolver("stilts.run_key", _job_run_key, replace=True)
-    OmegaConf.register_new_resolver("stilts.precision", _default_precision, replace=True)
+    OmegaConf.register_new_resolver("stilts.precision", default_precision, replace=True)
 
 
 register_resolvers()
@@ -74,7 +99,6 @@ def _run(cfg: DictConfig, multirun: bool, run_dir: Path) -> dict:
     """One job: its outcome record."""
     from stilts.checks import check_config
     from stilts.mixtures import expand_intermediate
-    from stilts.pipeline import print_results, run_pipeline
     from stilts.sweep import run_alone, spawns_rank_processes
     from stilts.tasks import get_task
 
@@ -83,6 +107,14 @@ def _run(cfg: DictConfig, multirun: bool, run_dir: Path) -> dict:
         cfg.intermediate = expand_intermediate(cfg.intermediate)
     if multirun and spawns_rank_processes(cfg):
         return run_alone(run_dir)
+    finished = None if cfg.overwrite else finished_results(cfg.paths.run_dir, run_key(cfg))
+    if finished is not None:  # skipped before torch, Lightning and transformers are even imported
+        log.info("%s exists: skipping this run (overwrite=true to redo it)", Path(cfg.paths.run_dir) / RESULTS_FILE)
+        if launch_rank() == 0:
+            print(format_table(finished, columns=list(get_task(cfg.target.name).main_metrics)), flush=True)
+        return {"status": "skipped", "score": finished.get("score")}
+    from stilts.pipeline import print_results, run_pipeline
+
     results, skipped = run_pipeline(cfg)
     print_results(results, get_task(cfg.target.name))
     return {"status": "skipped" if skipped else "done", "score": results.get("score")}
@@ -90,14 +122,12 @@ def _run(cfg: DictConfig, multirun: bool, run_dir: Path) -> dict:
 
 @hydra.main(version_base="1.3", config_path="pkg://stilts.conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from pytorch_lightning.utilities import rank_zero_only
-
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     run_dir = Path(hydra_cfg.runtime.output_dir)
     with open_dict(cfg):  # results follow hydra.run.dir / hydra.sweep.dir
         cfg.paths.run_dir = str(run_dir)
-    rank_zero = rank_zero_only.rank == 0  # files are written by rank 0 alone
+    rank_zero = launch_rank() == 0  # files are written by rank 0 alone
     try:
         outcome = _run(cfg, multirun, run_dir)
         if rank_zero and outcome["status"] != "failed":

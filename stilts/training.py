@@ -61,14 +61,6 @@ def batch_layout(effective: int, micro_batch_size: int, world_size: int) -> tupl
     return micro, share // micro
 
 
-def default_precision(accelerator: str) -> str:
-    """`trainer=default`'s precision (`${stilts.precision:...}`): bf16 mixed precision when the
-    accelerator is (or auto-detects) a CUDA GPU that supports bf16, else full fp32."""
-    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16-mixed"
-    return "32-true"
-
-
 def make_loggers(cfg: DictConfig, version: str, job_type: str, run_name: str,
                  resume_step: int | None = None) -> list[Any]:
     """One logger instance per stage: CSV/TensorBoard version = stage, W&B run per stage (job_type =

@@ -177,6 +177,7 @@ def test_target_settings_follow_jiants_xtreme_scripts(target: str) -> None:
 def test_default_trainer_uses_bf16_on_a_gpu_that_supports_it(monkeypatch) -> None:
     import torch
 
+    monkeypatch.setattr(stilts.train, "gpu_driver_absent", lambda: False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
     assert compose_config().trainer.precision == "bf16-mixed"
@@ -184,6 +185,9 @@ def test_default_trainer_uses_bf16_on_a_gpu_that_supports_it(monkeypatch) -> Non
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
     assert compose_config().trainer.precision == "32-true"  # e.g. a V100
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert compose_config().trainer.precision == "32-true"
+    monkeypatch.setattr(stilts.train, "gpu_driver_absent", lambda: True)  # no driver: torch is not even asked
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert compose_config().trainer.precision == "32-true"
 
 

@@ -16,13 +16,19 @@ Where scores tie exactly, the order (and so the result) may differ from the offi
 leaves it to quicksort or faiss's heaps.
 """
 
+from __future__ import annotations
+
+import sys
 from collections.abc import Iterable, Sequence
 from numbers import Integral
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-Array = np.ndarray | torch.Tensor
+if TYPE_CHECKING:  # torch is imported by the searches themselves: the task registry stays light
+    import torch
+
+    Array = np.ndarray | torch.Tensor
 BACKENDS = ("auto", "faiss", "torch")
 
 
@@ -52,6 +58,12 @@ def knn(
     return _knn_torch(query_tensor, key_tensor, k, chunk_size)
 
 
+def _is_tensor(value: object) -> bool:
+    """A torch tensor? (Without torch imported, nothing is one.)"""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 def _positive_int(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -73,9 +85,11 @@ def _resolve_backend(backend: str) -> str:
 
 
 def _as_matrix(array: Array, name: str) -> torch.Tensor:
+    import torch
+
     """A float32 [n, dim] tensor sharing memory with the input where it can; NaN or inf is refused,
     since it would silently reorder every neighbour list it touches."""
-    if isinstance(array, torch.Tensor):
+    if _is_tensor(array):
         tensor = array.detach()
     else:
         tensor = torch.from_numpy(np.ascontiguousarray(array))
@@ -97,6 +111,8 @@ def _knn_faiss(queries: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[np.nd
 
 
 def _knn_torch(queries: torch.Tensor, keys: torch.Tensor, k: int, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+    import torch
+
     device = keys.device
     scores = np.empty((queries.shape[0], k), dtype=np.float32)
     indices = np.empty((queries.shape[0], k), dtype=np.int64)
@@ -305,7 +321,7 @@ def mean_reciprocal_rank_at_k(scores_or_rankings: Array, relevant: Sequence[set[
 def _rankings(scores_or_rankings: Array, relevant: Sequence[set[int]], k: int) -> list[list[int]]:
     """The top-k candidate indices per query, after checking the inputs agree."""
     k = _positive_int(k, "k")
-    if isinstance(scores_or_rankings, torch.Tensor):
+    if _is_tensor(scores_or_rankings):
         array = scores_or_rankings.detach().cpu().numpy()
     else:
         array = np.asarray(scores_or_rankings)

@@ -3,8 +3,6 @@
 import warnings
 from collections.abc import Sequence
 
-from seqeval.metrics import f1_score, precision_score, recall_score
-
 
 def tagging_scores(gold: Sequence[Sequence[str]], predictions: Sequence[Sequence[str]]) -> dict[str, float]:
     """Entity-level f1/precision/recall (seqeval default mode) and token accuracy, all 0-100.
@@ -15,6 +13,8 @@ def tagging_scores(gold: Sequence[Sequence[str]], predictions: Sequence[Sequence
     it, silencing seqeval's "seems not to be NE tag" warning. The value depends on the seqeval version;
     seqeval 1.2.2 defines it.
     """
+    from seqeval.metrics import f1_score, precision_score, recall_score  # scikit-learn: only when scoring
+
     _check_aligned(gold, predictions)
     gold_lists = [list(sentence) for sentence in gold]
     prediction_lists = [list(sentence) for sentence in predictions]
