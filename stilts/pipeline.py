@@ -36,8 +36,7 @@ from stilts.model.encoder import load_encoder, load_tokenizer, resolve_pretraine
 from stilts.model.heads import build_head
 from stilts.model.module import StiltsModule
 from stilts.checks import check_no_evaluation_data
-from stilts.results import (RESULTS_FILE, build_results, describe_stage, finished_results, format_table,
-                            intermediate_metrics, read_results)
+from stilts.results import RESULTS_FILE, build_results, describe_stage, format_table, intermediate_metrics, read_results
 from stilts.mixtures import expand_intermediate, is_mixture
 from stilts.stages import Stage, StageTask
 from stilts.tasks import get_task
@@ -260,11 +259,10 @@ def _finished_run(results_path: Path, key: str, overwrite: bool) -> dict[str, An
     damaged results.json, or one made with another config, is kept aside as results.previous.json."""
     if not results_path.exists():
         return None
-    finished = finished_results(results_path.parent, key)
-    if finished is not None and not overwrite:
-        log.info("%s exists: skipping this run (overwrite=true to redo it)", results_path)
-        return finished
     previous = read_results(results_path)
+    if previous is not None and previous["run_key"] == key and not overwrite:
+        log.info("%s exists: skipping this run (overwrite=true to redo it)", results_path)
+        return previous
     reason = ("is damaged" if previous is None else "is redone (overwrite=true)" if previous["run_key"] == key
               else "was made with another config")
     log.info("%s %s: running again (finished stages are reused)", results_path, reason)
