@@ -1,5 +1,5 @@
 """Retrieval scores of XTREME (BUCC 2018, Tatoeba) and XTREME-R (LAReQA, Mewsli-X) with the semantics of
-the official code, and the exact cosine k-nearest-neighbour search they rest on.
+the official code, on the exact search of `stilts.eval.search`.
 
 What each score reproduces (google-research/xtreme unless named otherwise):
 
@@ -18,126 +18,20 @@ leaves it to quicksort or faiss's heaps.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Sequence
-from numbers import Integral
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # torch is imported by the searches themselves: the task registry stays light
-    import torch
+from stilts.eval.search import as_matrix, knn, knn_both_ways, positive_int, to_numpy
 
-    Array = np.ndarray | torch.Tensor
-BACKENDS = ("auto", "faiss", "torch")
-
-
-def knn(
-    queries: Array, keys: Array, k: int, *, chunk_size: int = 8192, backend: str = "auto"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k inner-product search: for each query the k keys with the largest dot product, best first.
-
-    With L2-normalised rows the dot product is the cosine. Returns float32 scores and int64 key indices,
-    both [n_queries, k]. `backend="faiss"` uses `faiss.IndexFlatIP` (as XTREME and LASER do), "torch"
-    multiplies chunk_size x chunk_size blocks and merges a running top-k, so memory stays near one
-    block plus the outputs however many rows there are; "auto" takes faiss when it is importable.
-    A torch tensor on a GPU is searched there by the torch backend.
-    """
-    resolved = _resolve_backend(backend)
-    k, chunk_size = _positive_int(k, "k"), _positive_int(chunk_size, "chunk_size")
-    query_tensor = _as_matrix(queries, "queries")
-    key_tensor = _as_matrix(keys, "keys")
-    if query_tensor.shape[1] != key_tensor.shape[1]:
-        raise ValueError(
-            f"queries have dimension {query_tensor.shape[1]} but keys have dimension {key_tensor.shape[1]}"
-        )
-    if k > key_tensor.shape[0]:
-        raise ValueError(f"cannot return {k} neighbours from {key_tensor.shape[0]} keys")
-    if resolved == "faiss":
-        return _knn_faiss(query_tensor, key_tensor, k)
-    return _knn_torch(query_tensor, key_tensor, k, chunk_size)
-
-
-def _is_tensor(value: object) -> bool:
-    """A torch tensor? (Without torch imported, nothing is one.)"""
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(value, torch.Tensor)
-
-
-def _positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _resolve_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    if backend == "torch":
-        return "torch"
-    try:
-        import faiss  # noqa: F401
-    except ImportError as exc:
-        if backend == "faiss":
-            raise ImportError("backend='faiss' needs the faiss package (pip install faiss-cpu)") from exc
-        return "torch"
-    return "faiss"
-
-
-def _as_matrix(array: Array, name: str) -> torch.Tensor:
-    import torch
-
-    """A float32 [n, dim] tensor sharing memory with the input where it can; NaN or inf is refused,
-    since it would silently reorder every neighbour list it touches."""
-    if _is_tensor(array):
-        tensor = array.detach()
-    else:
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
-    if tensor.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D [n, dim] array, got shape {tuple(tensor.shape)}")
-    tensor = tensor.to(torch.float32)
-    if not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return tensor
-
-
-def _knn_faiss(queries: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
-    import faiss
-
-    index = faiss.IndexFlatIP(keys.shape[1])
-    index.add(np.ascontiguousarray(keys.cpu().numpy()))
-    scores, indices = index.search(np.ascontiguousarray(queries.cpu().numpy()), k)
-    return scores.astype(np.float32, copy=False), indices.astype(np.int64, copy=False)
-
-
-def _knn_torch(queries: torch.Tensor, keys: torch.Tensor, k: int, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
-    import torch
-
-    device = keys.device
-    scores = np.empty((queries.shape[0], k), dtype=np.float32)
-    indices = np.empty((queries.shape[0], k), dtype=np.int64)
-    with torch.no_grad():
-        for query_start in range(0, queries.shape[0], chunk_size):
-            block = queries[query_start : query_start + chunk_size].to(device)
-            best_scores = torch.full((block.shape[0], k), -torch.inf, device=device)
-            best_indices = torch.full((block.shape[0], k), -1, dtype=torch.int64, device=device)
-            for key_start in range(0, keys.shape[0], chunk_size):
-                similarities = block @ keys[key_start : key_start + chunk_size].T
-                top_scores, top_indices = similarities.topk(min(k, similarities.shape[1]), dim=1)
-                # The running best come from earlier (lower-index) keys, so they go first among equals.
-                merged_scores = torch.cat([best_scores, top_scores], dim=1)
-                merged_indices = torch.cat([best_indices, top_indices + key_start], dim=1)
-                order = merged_scores.argsort(dim=1, descending=True, stable=True)[:, :k]
-                best_scores = merged_scores.gather(1, order)
-                best_indices = merged_indices.gather(1, order)
-            scores[query_start : query_start + block.shape[0]] = best_scores.cpu().numpy()
-            indices[query_start : query_start + block.shape[0]] = best_indices.cpu().numpy()
-    return scores, indices
+if TYPE_CHECKING:
+    from stilts.eval.search import Array
 
 
 def _unit_rows(array: Array, name: str) -> np.ndarray:
     """Rows scaled to length 1, as faiss.normalize_L2 does before XTREME's cosine searches (zero rows stay 0)."""
-    matrix = _as_matrix(array, name).cpu().numpy()
+    matrix = to_numpy(as_matrix(array, name))
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.where(norms > 0, norms, 1)
 
@@ -160,15 +54,14 @@ def bucc_candidates(
     text. To compare with BUCC ids, map indices to ids as `read_sent2id` does, leaving out sentences
     whose stripped text occurs more than once in a file.
     """
-    k = _positive_int(k, "k")
+    k = positive_int(k, "k")
     x = _unit_rows(source_embeddings, "source_embeddings")
     y = _unit_rows(target_embeddings, "target_embeddings")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"source dimension {x.shape[1]} differs from target dimension {y.shape[1]}")
     if len(x) == 0 or len(y) == 0:
         return []
-    x2y_sim, x2y_ind = knn(x, y, min(k, len(y)), backend=backend)
-    y2x_sim, y2x_ind = knn(y, x, min(k, len(x)), backend=backend)
+    (x2y_sim, x2y_ind), (y2x_sim, y2x_ind) = knn_both_ways(x, y, min(k, len(y)), min(k, len(x)), backend=backend)
     x2y_mean, y2x_mean = x2y_sim.mean(axis=1), y2x_sim.mean(axis=1)
     forward = _ratio_margins(x, y, x2y_ind, x2y_mean, y2x_mean)
     backward = _ratio_margins(y, x, y2x_ind, y2x_mean, x2y_mean)
@@ -320,11 +213,8 @@ def mean_reciprocal_rank_at_k(scores_or_rankings: Array, relevant: Sequence[set[
 
 def _rankings(scores_or_rankings: Array, relevant: Sequence[set[int]], k: int) -> list[list[int]]:
     """The top-k candidate indices per query, after checking the inputs agree."""
-    k = _positive_int(k, "k")
-    if _is_tensor(scores_or_rankings):
-        array = scores_or_rankings.detach().cpu().numpy()
-    else:
-        array = np.asarray(scores_or_rankings)
+    k = positive_int(k, "k")
+    array = to_numpy(scores_or_rankings)
     if array.ndim != 2:
         raise ValueError(f"scores_or_rankings must be a 2-D [n_queries, n] array, got shape {array.shape}")
     if len(array) != len(relevant):

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from stilts.errors import StiltsError
-from stilts.eval.retrieval import knn, mean_average_precision_at_k
+from stilts.eval.retrieval import mean_average_precision_at_k
+from stilts.eval.search import knn
 from stilts.tasks import register
 from stilts.tasks.formats import load_json
 from stilts.tasks.retrieval_formats import read_rankings, render_rankings

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from stilts.errors import StiltsError
-from stilts.eval.retrieval import knn, mean_average_precision_at_k
+from stilts.eval.retrieval import mean_average_precision_at_k
+from stilts.eval.search import knn
 from stilts.tasks import register
 from stilts.tasks.formats import jsonl_rows
 from stilts.tasks.lareqa import K, pad_ranking, score_rankings, text_format

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from stilts.eval.retrieval import knn, mean_average_precision_at_k
+from stilts.eval.retrieval import mean_average_precision_at_k
+from stilts.eval.search import knn
 from stilts.tasks.spec import Example
 
 K = 20  # XTREME-R's cut-off for LAReQA and Mewsli-X

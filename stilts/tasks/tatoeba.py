@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from stilts.errors import StiltsError
-from stilts.eval.retrieval import knn, tatoeba_accuracy
+from stilts.eval.retrieval import tatoeba_accuracy
+from stilts.eval.search import knn
 from stilts.tasks import register
 from stilts.tasks.retrieval_formats import read_indices, read_sentences
 from stilts.tasks.scoring import metric
