@@ -22,6 +22,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torch.utils.data import DataLoader
 
 from stilts.data.collate import DynamicPaddingCollator, MaskingCollator
+from stilts.data.columns import feature_lengths, read_column
 from stilts.data.decode import decode
 from stilts.data.sampling import LengthGroupedSampler, ResumableDataLoader, ResumableSampler
 from stilts.data.featurize import FEATURIZERS, MODEL_INPUTS, FeaturizeSettings
@@ -33,6 +34,7 @@ from stilts.tasks.spec import Example, TaskSpec
 log = logging.getLogger(__name__)
 FEATURES_VERSION = 3  # bump when featurization changes, to invalidate old caches (3: no tagged word lost)
 OTHER_LABEL = "<other>"
+EVAL_SET = "eval_set"  # the column of an evaluation batch that says which set each feature belongs to
 
 
 @dataclass
@@ -43,14 +45,9 @@ class EvalSet:
     features: datasets.Dataset
 
 
-def feature_lengths(features: datasets.Dataset) -> list[int]:
-    """Tokens per feature; a multiple-choice feature counts its longest choice (its padded width)."""
-    return [max(map(len, ids)) if ids and isinstance(ids[0], list) else len(ids) for ids in features["input_ids"]]
-
-
 def _first_examples(eval_set: EvalSet, count: int) -> EvalSet:
     """The first `count` examples of an evaluation set with their features (all windows of each)."""
-    kept = [index for index, example in enumerate(eval_set.features["example_index"]) if example < count]
+    kept = [index for index, example in enumerate(read_column(eval_set.features, "example_index")) if example < count]
     return EvalSet(eval_set.name, eval_set.split, eval_set.examples[:count], eval_set.features.select(kept))
 
 
@@ -213,13 +210,18 @@ class TaskDataModule(pl.LightningDataModule):
         that dropout uses: what training draws then does not depend on how often a loader started."""
         return torch.Generator().manual_seed(self.seed)
 
-    def _eval_loader(self, features: datasets.Dataset) -> DataLoader:
-        """Similar lengths together, so padding stays small."""
-        columns = [c for c in MODEL_INPUTS if c in features.column_names]
-        lengths = feature_lengths(features)
-        features = features.select(sorted(range(len(features)), key=lengths.__getitem__))
-        return DataLoader(features.select_columns(columns), batch_size=self.eval_batch_size, shuffle=False,
-                          collate_fn=self.collator, num_workers=self.num_workers, generator=self._generator())
+    def _eval_loader(self, eval_sets: Sequence[EvalSet]) -> DataLoader:
+        """One loader over every evaluation set (each feature tagged with its set's index under
+        EVAL_SET), ordered by length across sets so padding stays small: a test over 40 languages
+        is one Lightning evaluation loop, not 40."""
+        parts = [eval_set.features.select_columns([c for c in MODEL_INPUTS if c in eval_set.features.column_names])
+                 for eval_set in eval_sets]
+        combined = datasets.concatenate_datasets(parts) if len(parts) > 1 else parts[0]
+        combined = combined.add_column(EVAL_SET, [index for index, part in enumerate(parts) for _ in range(len(part))])
+        lengths = [length for eval_set in eval_sets for length in feature_lengths(eval_set.features)]
+        combined = combined.select(sorted(range(len(combined)), key=lengths.__getitem__))
+        return DataLoader(combined, batch_size=self.eval_batch_size, shuffle=False, collate_fn=self.collator,
+                          num_workers=self.num_workers, generator=self._generator())
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled by (seed, epoch) alone, split across DDP ranks, resumable mid-epoch; with
@@ -247,15 +249,22 @@ class TaskDataModule(pl.LightningDataModule):
             self._subsets = [_first_examples(eval_set, self.eval_subset) for eval_set in self.val_sets]
         return self._subsets
 
-    def val_dataloader(self) -> list[DataLoader]:
-        return [self._eval_loader(s.features) for s in self.selection_sets()]
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.selection_sets())
 
-    def test_dataloader(self) -> list[DataLoader]:
-        return [self._eval_loader(s.features) for s in self.test_sets]
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.test_sets)
 
     # -- scoring ----------------------------------------------------------------------------------
-    def score(self, stage: str, dataloader_idx: int, feature_predictions: dict[int, Any]) -> tuple[str, dict[str, float], float]:
-        eval_set = (self.selection_sets() if stage == "val" else self.test_sets)[dataloader_idx]
+    def eval_keys(self, stage: str) -> list[tuple[int, int]]:
+        """(dataloader index, eval set index) of every set `stage` scores: one loader holds them all."""
+        return [(0, index) for index in range(len(self._stage_sets(stage)))]
+
+    def _stage_sets(self, stage: str) -> list[EvalSet]:
+        return self.selection_sets() if stage == "val" else self.test_sets
+
+    def score(self, stage: str, key: tuple[int, int], feature_predictions: dict[int, Any]) -> tuple[str, dict[str, float], float]:
+        eval_set = self._stage_sets(stage)[key[1]]
         missing = len(eval_set.features) - len(feature_predictions)
         if missing:
             raise StiltsError(

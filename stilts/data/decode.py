@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from stilts.data.columns import read_column
 from stilts.eval.qa import Answer
 from stilts.tasks.spec import Example, TaskSpec
 
@@ -45,9 +46,9 @@ def decode(spec: TaskSpec, labels: Sequence[str], examples: Sequence[Example], f
            predictions: Mapping[int, Any]) -> list[Any]:
     """Example-level predictions: label strings, choice indices, tag lists or answer texts."""
     if spec.head == "span_qa":
-        return decode_span_qa(examples, features["example_index"], features["offsets"], predictions,
-                              spec.allow_no_answer)
-    by_example = dict(zip(features["example_index"], (predictions[f] for f in range(len(features)))))
+        return decode_span_qa(examples, read_column(features, "example_index"), read_column(features, "offsets"),
+                              predictions, spec.allow_no_answer)
+    by_example = dict(zip(read_column(features, "example_index"), (predictions[f] for f in range(len(features)))))
     if spec.head == "classification":
         return [labels[by_example[i]] for i in range(len(examples))]
     if spec.head in ("multiple_choice", "mlm", "dual_encoder"):

@@ -46,7 +46,6 @@ class MixtureDataModule(pl.LightningDataModule):
         self.members, self.epochs, self.effective = dict(members), dict(epochs), dict(effective_batch_sizes)
         self.settings, self.seed, self.accumulation, self.num_workers = settings, seed, accumulation, num_workers
         self.plan: dict[str, Any] = {}  # what the stage trained: probabilities, steps (for stage.json)
-        self._val_index: list[tuple[str, int]] = []
 
     @property
     def labels(self) -> dict[str, list[str]]:
@@ -60,7 +59,6 @@ class MixtureDataModule(pl.LightningDataModule):
         for member in self.members.values():
             member.setup(stage)
             member.trainer = self.trainer  # members see whether the trainer fits (dev subsets)
-        self._val_index = [(name, i) for name, member in self.members.items() for i in range(len(member.val_sets))]
 
     def schedule(self) -> Schedule:
         """The mixture's schedule from the members' sizes (examples for the sampler, as jiant counts
@@ -93,11 +91,15 @@ class MixtureDataModule(pl.LightningDataModule):
                                    num_workers=self.num_workers)
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [loader for member in self.members.values() for loader in member.val_dataloader()]
+        """A loader per member (a batch goes through one task's head), each over all its dev sets."""
+        return [member.val_dataloader() for member in self.members.values()]
 
-    def score(self, stage: str, dataloader_idx: int, feature_predictions: dict[int, Any]) -> tuple[str, dict[str, float], float]:
-        name, local = self._val_index[dataloader_idx]
-        language, metrics, score = self.members[name].score(stage, local, feature_predictions)
+    def eval_keys(self, stage: str) -> list[tuple[int, int]]:
+        return [(loader, key[1]) for loader, member in enumerate(self.members.values()) for key in member.eval_keys(stage)]
+
+    def score(self, stage: str, key: tuple[int, int], feature_predictions: dict[int, Any]) -> tuple[str, dict[str, float], float]:
+        name = list(self.members)[key[0]]
+        language, metrics, score = self.members[name].score(stage, (0, key[1]), feature_predictions)
         return f"{name}/{language}", metrics, score
 
     def selection_score(self, scores: Mapping[str, float]) -> float:

@@ -29,9 +29,14 @@ class OptimSettings:
 
 
 class Scorer(Protocol):
-    """What evaluation needs from the data side (the DataModule implements it)."""
+    """What evaluation needs from the data side (the DataModule implements it). An evaluation set is
+    keyed by (dataloader index, set index): a loader may hold several sets, its batches name each
+    feature's set under "eval_set"."""
 
-    def score(self, stage: str, dataloader_idx: int, feature_predictions: dict[int, Any]) -> tuple[str, dict[str, float], float]:
+    def eval_keys(self, stage: str) -> list[tuple[int, int]]:
+        """The keys of every set `stage` ("val" or "test") scores."""
+
+    def score(self, stage: str, key: tuple[int, int], feature_predictions: dict[int, Any]) -> tuple[str, dict[str, float], float]:
         """(eval set name, metrics, task score) from per-feature predictions."""
 
     def selection_score(self, scores: dict[str, float]) -> float:
@@ -57,7 +62,7 @@ class StiltsModule(pl.LightningModule):
         self.results: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
         self.scores: dict[str, dict[str, float]] = defaultdict(dict)
         self.token_counts = torch.zeros(2, dtype=torch.long)  # real, total (training batches)
-        self._predictions: dict[int, list[tuple[int, Any]]] = defaultdict(list)
+        self._predictions: list[tuple[tuple[int, int], int, Any]] = []  # (eval set key, feature, prediction)
         self.train()  # from_pretrained leaves encoders in eval mode, which would silence dropout
 
     def head(self, batch: Mapping[str, Any]) -> nn.Module:
@@ -103,7 +108,8 @@ class StiltsModule(pl.LightningModule):
     def _collect(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> None:
         output = self(batch)
         predictions = self.head(batch).predict(output.logits, batch)
-        self._predictions[dataloader_idx].extend(zip(batch["feature_index"].tolist(), predictions))
+        self._predictions.extend(((dataloader_idx, eval_set), feature, prediction) for eval_set, feature, prediction
+                                 in zip(batch["eval_set"].tolist(), batch["feature_index"].tolist(), predictions))
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         self._collect(batch, dataloader_idx)
@@ -113,21 +119,28 @@ class StiltsModule(pl.LightningModule):
 
     def _score(self, stage: str) -> None:
         scorer: Scorer = self.trainer.datamodule
-        for dataloader_idx in sorted(self._predictions):
-            # DistributedSampler repeats samples to even out ranks: the dict keeps one per feature.
-            feature_predictions = dict(_gather(self._predictions[dataloader_idx]))
-            name, metrics, score = scorer.score(stage, dataloader_idx, feature_predictions)
+        by_set: dict[tuple[int, int], dict[int, Any]] = defaultdict(dict)
+        # One gather for every set (a rank may hold no feature of some set); DistributedSampler repeats
+        # samples to even out ranks, and the dict keeps one per feature.
+        for key, feature, prediction in _gather(self._predictions):
+            by_set[tuple(key)][feature] = prediction
+        self._predictions.clear()
+        logged = {}
+        for key in scorer.eval_keys(stage):
+            name, metrics, score = scorer.score(stage, key, by_set[key])
             self.results[stage][name] = metrics
             self.scores[stage][name] = score
-            logged = {f"{stage}/{name}/{key}": float(value) for key, value in metrics.items()}
+            logged.update({f"{stage}/{name}/{metric}": float(value) for metric, value in metrics.items()})
             logged[f"{stage}/{name}/score"] = score
-            # Every rank holds the same gathered metrics, so syncing them changes nothing but is quiet.
-            self.log_dict(logged, sync_dist=True, add_dataloader_idx=False)
+        if self.trainer.is_global_zero:
+            # Straight to the loggers: these numbers are reports, not monitors, and logging hundreds of
+            # them through self.log cost more than scoring them. Every rank holds the same numbers.
+            for logger in self.loggers:
+                logger.log_metrics(logged, step=self.global_step)
         if stage == "val" and self.scores[stage]:
             # Model selection: the dev sets' scores combined as the data module says (their mean).
             self.log("val/score", scorer.selection_score(dict(self.scores[stage])), prog_bar=True, sync_dist=True,
                      add_dataloader_idx=False)
-        self._predictions.clear()
 
     def on_validation_epoch_end(self) -> None:
         self._score("val")
