@@ -80,3 +80,14 @@ def test_even_step_cuts_equal_blocks() -> None:
     assert _even_step(4096, 4096) == 4096
     assert _even_step(5, 4096) == 5
     assert _even_step(1, 1) == 1
+
+
+def test_block_shapes_stay_within_their_buffers() -> None:
+    from stilts.eval.search import BUFFER_CELLS, KEY_BLOCK, SQUARE_BLOCK, _block_shape
+
+    for n in (10, 10_000, 100_000, 1_000_000):
+        query_step, key_step = _block_shape(n, n, None, both_ways=False)
+        assert key_step <= KEY_BLOCK and query_step * key_step <= max(BUFFER_CELLS, key_step)
+        assert max(_block_shape(n, n, None, both_ways=True)) <= SQUARE_BLOCK
+    assert _block_shape(10_000, 10_000, None, both_ways=False) == (834, 10_000)  # wide: one merge per band
+    assert _block_shape(100, 50, 7, both_ways=False) == (7, 7)

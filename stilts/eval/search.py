@@ -25,19 +25,24 @@ if TYPE_CHECKING:  # torch is imported by the searches themselves: the task regi
 
     Array = np.ndarray | torch.Tensor
 BACKENDS = ("auto", "faiss", "torch")
-# Rows a block holds on each side: a 4096 x 4096 float32 block is 64 MiB, within BLAS's efficient range.
-BLOCK_ROWS = 4096
+# Block shapes, measured fastest on CPU (benchmarks/retrieval_search.py). One way: at most KEY_BLOCK
+# keys wide and as many query rows as fit BUFFER_CELLS similarities (32 MiB of float32), so each query
+# row's running top-k merges rarely. Both ways: square blocks of at most SQUARE_BLOCK rows (64 MiB),
+# since each block's columns feed the keys' running top-k as well.
+KEY_BLOCK = 16384
+BUFFER_CELLS = 1 << 23
+SQUARE_BLOCK = 4096
 # Candidates per group when a block's top-k is selected (see `_block_top_k`).
 SELECTION_GROUP = 64
 Neighbours = tuple[np.ndarray, np.ndarray]
 
 
-def knn(queries: Array, keys: Array, k: int, *, chunk_size: int = BLOCK_ROWS, backend: str = "auto") -> Neighbours:
+def knn(queries: Array, keys: Array, k: int, *, chunk_size: int | None = None, backend: str = "auto") -> Neighbours:
     """For each query the k keys with the largest dot product, best first.
 
     With L2-normalised rows the dot product is the cosine. Returns float32 scores and int64 key indices,
     both [n_queries, k]. `backend="faiss"` uses `faiss.IndexFlatIP`, "torch" stilts' blocked search
-    (blocks of chunk_size x chunk_size), "auto" faiss when it is importable. A torch tensor on a GPU is
+    (blocks of at most chunk_size x chunk_size if given), "auto" faiss when it is importable. A torch tensor on a GPU is
     searched there by the blocked search.
     """
     resolved = _resolve_backend(backend)
@@ -49,7 +54,7 @@ def knn(queries: Array, keys: Array, k: int, *, chunk_size: int = BLOCK_ROWS, ba
 
 
 def knn_both_ways(
-    queries: Array, keys: Array, k: int, k_back: int | None = None, *, chunk_size: int = BLOCK_ROWS,
+    queries: Array, keys: Array, k: int, k_back: int | None = None, *, chunk_size: int | None = None,
     backend: str = "auto",
 ) -> tuple[Neighbours, Neighbours]:
     """`knn(queries, keys, k)` and `knn(keys, queries, k_back)` (k_back defaults to k), as BUCC mining
@@ -79,8 +84,9 @@ def _resolve_backend(backend: str) -> str:
     return "faiss"
 
 
-def _checked(queries: Array, keys: Array, k: int, chunk_size: int) -> tuple[Array, Array, int, int]:
-    k, chunk_size = positive_int(k, "k"), positive_int(chunk_size, "chunk_size")
+def _checked(queries: Array, keys: Array, k: int, chunk_size: int | None) -> tuple[Array, Array, int, int | None]:
+    k = positive_int(k, "k")
+    chunk_size = None if chunk_size is None else positive_int(chunk_size, "chunk_size")
     query_rows, key_rows = as_matrix(queries, "queries"), as_matrix(keys, "keys")
     if query_rows.shape[1] != key_rows.shape[1]:
         raise ValueError(f"queries have dimension {query_rows.shape[1]} but keys have dimension {key_rows.shape[1]}")
@@ -114,8 +120,8 @@ def as_matrix(array: Array, name: str) -> Array:
         matrix = np.asarray(array, dtype=np.float32)
     if matrix.ndim != 2:
         raise ValueError(f"{name} must be a 2-D [n, dim] array, got shape {tuple(matrix.shape)}")
-    for start in range(0, matrix.shape[0], BLOCK_ROWS):
-        block = matrix[start : start + BLOCK_ROWS]
+    for start in range(0, matrix.shape[0], KEY_BLOCK):
+        block = matrix[start : start + KEY_BLOCK]
         finite = bool(block.isfinite().all()) if _is_tensor(block) else bool(np.isfinite(block).all())
         if not finite:
             raise ValueError(f"{name} contains NaN or infinite values")
@@ -191,7 +197,7 @@ def _block_top_k(similarities: torch.Tensor, k: int, dim: int) -> tuple[torch.Te
 
 
 def _blocked_search(
-    queries: Array, keys: Array, k: int, k_back: int, block_rows: int
+    queries: Array, keys: Array, k: int, k_back: int, chunk_size: int | None
 ) -> tuple[Neighbours, Neighbours | None]:
     """Offer each block of the similarity matrix to the queries' running top-k and (when k_back > 0)
     to the keys' running top-k."""
@@ -202,7 +208,7 @@ def _blocked_search(
     forward = _RunningTopK(queries.shape[0], k, device)
     backward = _RunningTopK(keys.shape[0], k_back, device) if k_back else None
     with torch.no_grad(), _selection_threads(on_gpu):
-        for query_block, key_block, similarities in _similarity_blocks(queries, keys, block_rows, device):
+        for query_block, key_block, similarities in _similarity_blocks(queries, keys, chunk_size, bool(k_back), device):
             top_scores, top_keys = _block_top_k(similarities, k, dim=1)
             forward.merge(query_block, top_scores, top_keys + key_block.start)
             if backward is not None:
@@ -212,7 +218,7 @@ def _blocked_search(
 
 
 def _similarity_blocks(
-    queries: Array, keys: Array, block_rows: int, device: torch.device
+    queries: Array, keys: Array, chunk_size: int | None, both_ways: bool, device: torch.device
 ) -> Iterator[tuple[slice, slice, torch.Tensor]]:
     """(query rows, key rows, their dot products) block by block, each product written into the same
     buffer: by torch on a GPU, by numpy's BLAS on CPU (faster than torch's MKL on AMD processors, and
@@ -222,7 +228,7 @@ def _similarity_blocks(
     on_gpu = device.type != "cpu"
     if on_gpu:
         queries, keys = (torch.as_tensor(side, device=device) for side in (queries, keys))
-    query_step, key_step = _even_step(queries.shape[0], block_rows), _even_step(keys.shape[0], block_rows)
+    query_step, key_step = _block_shape(queries.shape[0], keys.shape[0], chunk_size, both_ways)
     cells = query_step * key_step
     buffer = torch.empty(cells, device=device) if on_gpu else np.empty(cells, dtype=np.float32)
     for query_start in range(0, queries.shape[0], query_step):
@@ -250,6 +256,16 @@ def _selection_threads(on_gpu: bool) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def _block_shape(n_queries: int, n_keys: int, chunk_size: int | None, both_ways: bool) -> tuple[int, int]:
+    """(query rows, key rows) of a block: at most chunk_size (else SQUARE_BLOCK, searching both ways)
+    on each side, else up to KEY_BLOCK keys wide with as many query rows as fit BUFFER_CELLS."""
+    if chunk_size is not None or both_ways:
+        side = chunk_size or SQUARE_BLOCK
+        return _even_step(n_queries, side), _even_step(n_keys, side)
+    key_step = _even_step(n_keys, KEY_BLOCK)
+    return _even_step(n_queries, max(1, BUFFER_CELLS // key_step)), key_step
 
 
 def _even_step(rows: int, most: int) -> int:
