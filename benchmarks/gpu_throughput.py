@@ -14,7 +14,7 @@ by stilts' XNLI featurizer (tiny tokenizer ids); both trainers read those same f
 - stilts: `StiltsModule` + `TaskDataModule` under a Lightning Trainer configured as `trainer=gpu`
   (bf16-mixed autocast, gradient clipping 1.0), length-grouped batches (stilts' default);
 - Hugging Face: `XLMRobertaForSequenceClassification` under `transformers.Trainer` (`bf16=True`,
-  `group_by_length=True`, max_grad_norm 1.0, AdamW), `DataCollatorWithPadding`.
+  length-grouped sampling, max_grad_norm 1.0, its default AdamW), `DataCollatorWithPadding`.
 
 Both train `--warmup` + `--steps` optimizer steps of `--batch-size` features; throughput counts the real
 (non-padding) tokens of the timed steps, from a forward hook on the encoder, divided by their wall time
@@ -25,6 +25,7 @@ and peak GPU memory. Needs `accelerate` (the `dev` extra), as `transformers.Trai
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import logging
 import os
@@ -130,6 +131,7 @@ def run_hugging_face(args: argparse.Namespace, config: Any, data: Any, tokenizer
                      cuda: bool) -> tuple[float, float]:
     from transformers import (DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments,
                               XLMRobertaForSequenceClassification)
+    from transformers.trainer_callback import PrinterCallback
 
     config = type(config).from_dict({**config.to_dict(), "num_labels": len(data.labels)})
     model = XLMRobertaForSequenceClassification(config)
@@ -141,16 +143,22 @@ def run_hugging_face(args: argparse.Namespace, config: Any, data: Any, tokenizer
                 window.begin()
 
     features = data.train_set.select_columns(["input_ids", "attention_mask", "labels"])
+    total = args.warmup + args.steps
+    # transformers 5 names length grouping a sampling strategy; 4.x had a flag.
+    fields = {field.name for field in dataclasses.fields(TrainingArguments)}
+    grouping = ({"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in fields
+                else {"group_by_length": True})
     training_args = TrainingArguments(
-        output_dir=str(workdir / "hf"), per_device_train_batch_size=args.batch_size,
-        max_steps=args.warmup + args.steps, learning_rate=LR, weight_decay=WEIGHT_DECAY, warmup_ratio=WARMUP_RATIO,
-        max_grad_norm=1.0, bf16=args.precision.startswith("bf16"), group_by_length=True,
+        output_dir=str(workdir / "hf"), per_device_train_batch_size=args.batch_size, max_steps=total,
+        learning_rate=LR, weight_decay=WEIGHT_DECAY, warmup_steps=int(WARMUP_RATIO * total), **grouping,
+        max_grad_norm=1.0, bf16=args.precision.startswith("bf16"),
         gradient_checkpointing=args.gradient_checkpointing,
         gradient_checkpointing_kwargs={"use_reentrant": False} if args.gradient_checkpointing else None,
         save_strategy="no", eval_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True,
         dataloader_num_workers=0, use_cpu=not cuda, seed=0)
     trainer = Trainer(model=model, args=training_args, train_dataset=features,
                       data_collator=DataCollatorWithPadding(tokenizer), callbacks=[Timer()])
+    trainer.remove_callback(PrinterCallback)  # its end-of-training dict would interleave with the table
     trainer.train()
     del trainer
     return window.end(), _peak_memory(cuda)
@@ -166,6 +174,8 @@ def _peak_memory(cuda: bool) -> float:
 
 
 def _spread(values: list[float], digits: int = 0) -> str:
+    if any(value != value for value in values):  # nan: no GPU memory to report
+        return "-"
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 

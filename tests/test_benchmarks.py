@@ -1,0 +1,29 @@
+"""The GPU throughput benchmark runs on a GPU machine by hand; CI checks that it starts and compares
+both trainers, run small on CPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_gpu_throughput_benchmark_runs_small_on_cpu(stilts_cache) -> None:
+    pytest.importorskip("accelerate", reason="transformers.Trainer needs accelerate (the dev extra)")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "gpu_throughput.py"), "--size", "tiny", "--examples", "64",
+         "--batch-size", "8", "--warmup", "1", "--steps", "2", "--repeats", "1", "--gradient-checkpointing"],
+        env=dict(os.environ, STILTS_CACHE=str(stilts_cache), CUDA_VISIBLE_DEVICES=""),
+        capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert any(line.strip().startswith("stilts ") for line in lines)
+    assert any(line.strip().startswith("transformers.Trainer ") for line in lines)
+    ratio = float(lines[-1].rsplit(" ", 1)[-1].rstrip("x"))
+    assert ratio > 0
