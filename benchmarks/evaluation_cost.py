@@ -19,19 +19,14 @@ min-max. Goal: evaluation per example <= 0.5x training per example (a forward pa
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import statistics
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
+from common import MODEL_SHAPES, quiet, spread, tiny_model
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "panx_af"
-MODELS = {  # TinySettings overrides (stilts builds and caches each shape once)
-    "tiny": {},
-    "small": {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024},
-}
 
 
 def _sentences(path: Path) -> list[str]:
@@ -54,34 +49,31 @@ def write_data(root: Path, per_language: int, train: int) -> list[str]:
     return list(LANGUAGES)
 
 
-def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(MODELS), default="tiny")
+    parser.add_argument("--model", choices=sorted(MODEL_SHAPES), default="tiny")
     parser.add_argument("--per-language", type=int, default=25)
     parser.add_argument("--train", type=int, default=1000, help="training sentences")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"the real PAN-X slice is not at {DATA}")
-    warnings.filterwarnings("ignore")
-    logging.disable(logging.WARNING)
+    quiet()
     import pytorch_lightning as pl
     import torch
 
     from stilts.data.datamodule import TaskDataModule
     from stilts.data.featurize import FeaturizeSettings
-    from stilts.model.encoder import load_encoder, load_tokenizer, resolve_pretrained
+    from stilts.model.encoder import load_encoder, load_tokenizer
     from stilts.model.heads import build_head
     from stilts.model.module import StiltsModule
     from stilts.tasks import get_task
 
     workdir = Path(tempfile.mkdtemp(prefix="stilts-evaluation-cost-"))
     languages = write_data(workdir / "data", args.per_language, args.train)
-    model = resolve_pretrained("tiny", os.environ.get("STILTS_CACHE", "~/.cache/stilts"), tiny=MODELS[args.model])
+    model = tiny_model(args.model)
     tokenizer, spec = load_tokenizer(str(model)), get_task("panx")
 
     def datamodule(train: bool) -> TaskDataModule:
@@ -120,7 +112,7 @@ def main() -> None:
           f"{args.per_language} sentences = {test_count} test features")
     print(f"{'ms per example':>22} {'median (min-max)':>22}")
     for name, label in (("train", "training"), ("test", "stilts test"), ("forward", "bare forward loop")):
-        print(f"{label:>22} {_spread(per_example[name]):>22}")
+        print(f"{label:>22} {spread(per_example[name], 3):>22}")
     print(f"evaluation / training per example: {ratio:.2f}x (goal <= 0.5x); "
           f"stilts test / bare forward: {statistics.median(per_example['test']) / statistics.median(per_example['forward']):.2f}x")
 

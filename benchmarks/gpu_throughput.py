@@ -27,14 +27,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import logging
-import os
 import statistics
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
+
+from common import quiet, spread, tiny_model
 
 XLMR_LARGE = {"vocab_size": 250002, "hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
               "intermediate_size": 4096, "max_position_embeddings": 514, "type_vocab_size": 1,
@@ -173,10 +172,6 @@ def _peak_memory(cuda: bool) -> float:
     return torch.cuda.max_memory_allocated() / 2**30
 
 
-def _spread(values: list[float], digits: int = 0) -> str:
-    if any(value != value for value in values):  # nan: no GPU memory to report
-        return "-"
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def main() -> None:
@@ -191,17 +186,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--gradient-checkpointing", action="store_true")
     args = parser.parse_args()
-    warnings.filterwarnings("ignore")
-    logging.disable(logging.WARNING)
+    quiet()
     import torch
     from transformers import XLMRobertaConfig
 
-    from stilts.model.encoder import load_tokenizer, resolve_pretrained
+    from stilts.model.encoder import load_tokenizer
 
     cuda = torch.cuda.is_available()
     args.precision = args.precision or ("bf16-mixed" if cuda else "32-true")
     workdir = Path(tempfile.mkdtemp(prefix="stilts-gpu-throughput-"))
-    tiny = resolve_pretrained("tiny", os.environ.get("STILTS_CACHE", "~/.cache/stilts"))  # stilts' cached tiny model
+    tiny = tiny_model()
     tokenizer = load_tokenizer(str(tiny))
     config = XLMRobertaConfig(**XLMR_LARGE) if args.size == "large" else XLMRobertaConfig.from_pretrained(str(tiny))
     data = featurize(args, workdir, tokenizer)
@@ -224,7 +218,7 @@ def main() -> None:
                 torch.cuda.empty_cache()
     print(f"{'trainer':>22} {'real tokens/s':>26} {'peak GiB':>18}")
     for name, runs in results.items():
-        print(f"{name:>22} {_spread([run[0] for run in runs]):>26} {_spread([run[1] for run in runs], 1):>18}")
+        print(f"{name:>22} {spread([run[0] for run in runs], 0):>26} {spread([run[1] for run in runs], 1):>18}")
     ratio = (statistics.median(run[0] for run in results["stilts"])
              / statistics.median(run[0] for run in results["transformers.Trainer"]))
     print(f"stilts / transformers.Trainer throughput: {ratio:.2f}x")

@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from common import spread
+
 MODES = ("mining", "search")
 BACKENDS = ("torch", "faiss")
 
@@ -77,8 +79,6 @@ def measure(n: int, dim: int, mode: str, backend: str) -> tuple[float, float, li
     return result
 
 
-def _spread(values: list[float], digits: int) -> str:
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
 def main() -> None:
@@ -108,8 +108,8 @@ def main() -> None:
             memory_ratio = statistics.median(memory["torch"]) / max(statistics.median(memory["faiss"]), 1.0)
             same = np.mean(np.array(runs["torch"][0][2]) == np.array(runs["faiss"][0][2]))
             worst_time, worst_memory = max(worst_time, time_ratio), max(worst_memory, memory_ratio)
-            print(f"{n:>9} {mode:>6} {_spread(seconds['torch'], 2):>19} {_spread(seconds['faiss'], 2):>19} "
-                  f"{time_ratio:>6.2f} {_spread(memory['torch'], 0):>15} {_spread(memory['faiss'], 0):>15} "
+            print(f"{n:>9} {mode:>6} {spread(seconds['torch'], 2):>19} {spread(seconds['faiss'], 2):>19} "
+                  f"{time_ratio:>6.2f} {spread(memory['torch'], 0):>15} {spread(memory['faiss'], 0):>15} "
                   f"{memory_ratio:>8.2f} {same:>7.1%}", flush=True)
     print(f"worst ratio to faiss: time {worst_time:.2f}x, memory {worst_memory:.2f}x "
           f"(goal: time <= 1.0x, memory <= 1.5x)")

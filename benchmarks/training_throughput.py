@@ -19,20 +19,15 @@ each variant's time relative to the plain loop.
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import statistics
 import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
+from common import MODEL_SHAPES, quiet, spread, tiny_model
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xnli" / "dev-en.tsv"
-MODELS = {  # TinySettings overrides (stilts builds and caches each shape once)
-    "tiny": {},
-    "small": {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 1024},
-}
 MAX_LENGTH = 256  # XNLI's max_length in conf/target/xnli.yaml
 
 
@@ -65,28 +60,25 @@ def fixed_padding(pad_token_id: int, inner: Any) -> Any:
     return collate
 
 
-def _spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(MODELS), default="small")
+    parser.add_argument("--model", choices=sorted(MODEL_SHAPES), default="small")
     parser.add_argument("--examples", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if not DATA.is_file():
         raise SystemExit(f"the real XNLI slice is not at {DATA}")
-    warnings.filterwarnings("ignore")
-    logging.disable(logging.WARNING)
+    quiet()
     import pytorch_lightning as pl
     import torch
 
     from stilts.data.collate import DynamicPaddingCollator
     from stilts.data.datamodule import TaskDataModule
     from stilts.data.featurize import FeaturizeSettings
-    from stilts.model.encoder import load_encoder, load_tokenizer, resolve_pretrained
+    from stilts.model.encoder import load_encoder, load_tokenizer
     from stilts.model.heads import build_head
     from stilts.model.module import StiltsModule
     from stilts.tasks import get_task
@@ -96,7 +88,7 @@ def main() -> None:
     lines = DATA.read_text().splitlines()[:args.examples]
     (workdir / "data" / "xnli" / "train-en.tsv").write_text("\n".join(lines) + "\n")
     (workdir / "data" / "xnli" / "dev-en.tsv").write_text("\n".join(lines[:10]) + "\n")
-    model_dir = resolve_pretrained("tiny", os.environ.get("STILTS_CACHE", "~/.cache/stilts"), tiny=MODELS[args.model])
+    model_dir = tiny_model(args.model)
     tokenizer, spec = load_tokenizer(model_dir), get_task("xnli")
 
     def datamodule(grouped: bool) -> TaskDataModule:
@@ -141,7 +133,7 @@ def main() -> None:
     print(f"{'variant':>24} {'epoch s':>20} {'examples/s':>11} {'vs plain loop':>14}")
     for name, values in seconds.items():
         median = statistics.median(values)
-        print(f"{name:>24} {_spread(values):>20} {len(features) / median:>11.0f} {median / plain:>13.2f}x")
+        print(f"{name:>24} {spread(values):>20} {len(features) / median:>11.0f} {median / plain:>13.2f}x")
     print(f"stilts (default) / plain loop: {statistics.median(seconds['stilts (length-grouped)']) / plain:.2f}x; "
           f"fixed padding / plain loop: {statistics.median(seconds['fixed padding']) / plain:.2f}x")
 

@@ -14,20 +14,10 @@ from stilts.eval.retrieval import (
     mean_reciprocal_rank_at_k,
     tatoeba_accuracy,
 )
+from tests.vectors import brute_knn, unit_rows
 
 HAS_FAISS = importlib.util.find_spec("faiss") is not None
 needs_faiss = pytest.mark.skipif(not HAS_FAISS, reason="faiss is not installed; the faiss backend is optional")
-
-
-def unit_rows(seed: int, n: int, dim: int) -> np.ndarray:
-    rows = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
-    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
-
-
-def brute_knn(queries: np.ndarray, keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    similarities = queries.astype(np.float64) @ keys.astype(np.float64).T
-    order = np.argsort(-similarities, axis=1, kind="stable")[:, :k]
-    return np.take_along_axis(similarities, order, axis=1), order
 
 
 # ---------------------------------------------------------------------------------------------- knn
