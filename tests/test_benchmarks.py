@@ -1,5 +1,5 @@
 """The GPU throughput benchmark runs on a GPU machine by hand; CI checks that it starts and compares
-both trainers, run small on CPU."""
+both trainers, run small on CPU with bf16 autocast and gradient checkpointing."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def test_gpu_throughput_benchmark_runs_small_on_cpu(stilts_cache) -> None:
     pytest.importorskip("accelerate", reason="transformers.Trainer needs accelerate (the dev extra)")
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "gpu_throughput.py"), "--size", "tiny", "--examples", "64",
-         "--batch-size", "8", "--warmup", "1", "--steps", "2", "--repeats", "1", "--gradient-checkpointing"],
+         "--batch-size", "8", "--warmup", "1", "--steps", "2", "--repeats", "1", "--gradient-checkpointing",
+         "--precision", "bf16-mixed"],  # the GPU run's autocast and checkpointing paths, on CPU
         env=dict(os.environ, STILTS_CACHE=str(stilts_cache), CUDA_VISIBLE_DEVICES=""),
         capture_output=True, text=True, timeout=600, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
