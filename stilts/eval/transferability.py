@@ -61,12 +61,17 @@ def _max_log_evidence(singular: np.ndarray, projected: np.ndarray, target_norm: 
     """(evidence / n, alpha, beta) at MacKay's fixed point, from F's singular values s, U^T y and ||y||^2."""
     sigma = singular ** 2
     outside = max(target_norm - float(projected @ projected), 0.0)  # ||y||^2 beyond F's column space
+
+    def terms(alpha: float, beta: float) -> tuple[np.ndarray, float, float]:
+        """alpha + beta s^2, ||m||^2 and ||F m - y||^2 at the posterior mean m."""
+        shrink = alpha + beta * sigma
+        mean_norm = float(np.sum((beta * singular * projected / shrink) ** 2))
+        return shrink, mean_norm, float(np.sum((alpha * projected / shrink) ** 2)) + outside
+
     alpha, beta = 1.0, 1.0
     for _ in range(LOGME_MAX_ITERATIONS):
-        shrink = alpha + beta * sigma
+        shrink, mean_norm, residual = terms(alpha, beta)
         gamma = float(np.sum(beta * sigma / shrink))
-        mean_norm = float(np.sum((beta * singular * projected / shrink) ** 2))
-        residual = float(np.sum((alpha * projected / shrink) ** 2)) + outside
         new_alpha = gamma / (mean_norm + LOGME_EPSILON)
         new_beta = (n - gamma) / (residual + LOGME_EPSILON)
         if not new_beta > 0:
@@ -75,9 +80,7 @@ def _max_log_evidence(singular: np.ndarray, projected: np.ndarray, target_norm: 
         alpha, beta = new_alpha, new_beta
         if converged:
             break
-    shrink = alpha + beta * sigma
-    mean_norm = float(np.sum((beta * singular * projected / shrink) ** 2))
-    residual = float(np.sum((alpha * projected / shrink) ** 2)) + outside
+    shrink, mean_norm, residual = terms(alpha, beta)
     log_det = float(np.sum(np.log(shrink))) + (d - len(sigma)) * np.log(alpha)
     evidence = (n / 2 * np.log(beta) + d / 2 * np.log(alpha) - n / 2 * np.log(2 * np.pi)
                 - beta / 2 * residual - alpha / 2 * mean_norm - log_det / 2)
