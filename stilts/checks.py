@@ -15,7 +15,8 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from stilts.errors import StiltsError
-from stilts.mixtures import expand_intermediate, is_mixture
+from stilts.eval.transferability import ESTIMATES
+from stilts.mixtures import expand_intermediate, intermediate_preset, is_mixture
 from stilts.stages import Stage
 from stilts.tasks import get_task
 from stilts.tasks.sources import find_files
@@ -27,6 +28,9 @@ OPTIONAL_POSITIVE_INTS = ("train.effective_batch_size", "train.max_epochs", "tra
 BOOLS = ("overwrite", "keep_checkpoints")
 STAGE_INTS = ("epochs", "effective_batch_size", "max_length", "doc_stride", "max_query_length")
 REQUIRED_STAGE_INTS = ("epochs", "effective_batch_size")
+RANK_KEYS = ("candidates", "method", "rank")  # conf/rank.yaml's own keys, beside the training config's
+RANK_INTS = {"max_examples": 2, "max_features": 2, "batch_size": 1}  # rank.<key>: its smallest value
+RANK_SETTINGS = {*RANK_INTS, "pooling", "dtype", "device"}
 
 
 def _conf_root():
@@ -131,6 +135,43 @@ def check_config(cfg: DictConfig) -> None:
     split = cfg.target.get("eval_split")
     if target.files and split not in target.files:
         raise StiltsError(f"target.eval_split must be one of {sorted(target.files)} for {target.name}, not {split!r}")
+
+
+def training_config(cfg: DictConfig) -> DictConfig:
+    """A rank config without its own keys: the config `stilts.train` composes from the same overrides,
+    so identities (stage keys, setting keys) computed from it are the training runs' own."""
+    return OmegaConf.masked_copy(cfg, [key for key in cfg if key not in RANK_KEYS])
+
+
+def check_rank_config(cfg: DictConfig) -> None:
+    """Raise a StiltsError naming the first bad setting of a `python -m stilts.rank` config."""
+    check_config(training_config(cfg))
+    if cfg.get("intermediate"):
+        raise StiltsError("stilts.rank ranks candidates=[...] (e.g. candidates=[squad,mnli]); drop +intermediate=...")
+    target = get_task(cfg.target.name)
+    if target.retrieve is not None or "train" not in target.files:
+        raise StiltsError(f"target {target.name} has no labelled training data (it is scored on embeddings), so "
+                          "there is nothing to estimate transfer on; rank for a trained target (e.g. target=xnli)")
+    candidates = cfg.candidates
+    if not isinstance(candidates, (ListConfig, list)) or not candidates or not all(
+            isinstance(name, str) for name in candidates):
+        raise StiltsError(f"candidates must be a non-empty list of intermediate setups, e.g. candidates=[squad,mnli], "
+                          f"not {candidates!r}")
+    repeated = sorted({name for name in candidates if list(candidates).count(name) > 1})
+    if repeated:
+        raise StiltsError(f"candidates lists {repeated[0]} twice; name each intermediate setup once")
+    for name in candidates:
+        try:
+            intermediate_preset(name)
+        except StiltsError as error:
+            raise StiltsError(f"candidates: {error}") from None
+    if cfg.method not in ESTIMATES:
+        raise StiltsError(f"method must be one of {', '.join(ESTIMATES)}, not {cfg.method!r}")
+    _unknown(cfg.rank, RANK_SETTINGS, "rank.")
+    for key, smallest in RANK_INTS.items():
+        value = cfg.rank[key]
+        if not _is_int(value) or value < smallest:
+            raise StiltsError(f"rank.{key} must be a whole number of at least {smallest}, not {value!r}")
 
 
 def check_writable(folder: str | Path, key: str) -> None:

@@ -200,3 +200,16 @@ def expanded_config(cfg: DictConfig) -> DictConfig:
     copy = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
     copy.intermediate = expand_intermediate(cfg.get("intermediate") or {})
     return copy
+
+
+def intermediate_preset(name: str) -> dict[str, Any]:
+    """What `+intermediate=NAME` selects, expanded: conf/intermediate/NAME.yaml (one task's settings
+    or a mixture), else the task NAME with its defaults (a target task trained as an intermediate one)."""
+    if name == "none":
+        raise StiltsError("none is the no-intermediate baseline, not an intermediate setup")
+    node = _conf_node("intermediate", name) or {name: {}}
+    missing = sorted(OmegaConf.missing_keys(OmegaConf.create(node)))
+    if missing:
+        raise StiltsError(f"intermediate setup {name!r} leaves {missing[0]} to the command line (an ad-hoc "
+                          "setup); rank presets or task names")
+    return expand_intermediate(node)

@@ -14,7 +14,6 @@ import math
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +108,7 @@ def log_run(cfg: DictConfig, results: Mapping[str, Any], run_name: str) -> None:
 
 def make_datamodule(cfg: DictConfig, task: StageTask, tokenizer, train: bool, languages: Sequence[str] = (),
                     labels: Sequence[str] | None = None) -> TaskDataModule:
-    settings = FeaturizeSettings(**{f.name: task.settings[f.name] for f in fields(FeaturizeSettings)
-                                    if f.name in task.settings})
+    settings = FeaturizeSettings.from_settings(task.settings)
     return TaskDataModule(
         task.spec, tokenizer, source=cfg.data.source, root=cfg.data.root, cache_dir=cfg.data.cache_dir,
         settings=settings, micro_batch_size=cfg.train.micro_batch_size, eval_batch_size=cfg.train.eval_batch_size,

@@ -130,6 +130,22 @@ def test_embedding_similarity() -> None:
         embedding_similarity(rows, rows[:, :3])
 
 
+def test_token_weighted_similarity_is_the_dataset_token_mean() -> None:
+    """Rows that are per-sequence mean token states, weighted by their token counts, average to the
+    mean over every token of the dataset (Vu et al.'s TextEmb): checked against the tokens themselves."""
+    rng = np.random.default_rng(11)
+    sequences = [rng.standard_normal((length, 3)) for length in (1, 5, 9)]
+    rows = np.stack([tokens.mean(axis=0) for tokens in sequences])
+    counts = np.array([len(tokens) for tokens in sequences])
+    target = rng.standard_normal((4, 3))
+    every_token = np.concatenate(sequences).mean(axis=0)
+    expected = every_token @ target.mean(axis=0) / np.linalg.norm(every_token) / np.linalg.norm(target.mean(axis=0))
+    assert embedding_similarity(rows, target, source_weights=counts) == pytest.approx(expected)
+    assert embedding_similarity(rows, target) != pytest.approx(expected)
+    with pytest.raises(ValueError, match="source_weights"):
+        embedding_similarity(rows, target, source_weights=np.zeros(3))
+
+
 def test_regret_at_k_by_hand() -> None:
     """Sources ranked c > a > b; real results a 50, b 80, c 40: the best (b) is ranked last."""
     estimates = {"a": 0.5, "b": 0.1, "c": 0.9}

@@ -8,7 +8,7 @@ collator pads each batch to its own longest sequence.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from stilts.errors import StiltsError
@@ -22,6 +22,11 @@ class FeaturizeSettings:
     max_length: int = 256
     doc_stride: int = 128  # QA: tokens shared by consecutive windows of a long context
     max_query_length: int = 64  # QA: longer questions are cut, as in XTREME
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> "FeaturizeSettings":
+        """The featurization settings among a task's tunables (its YAML node); the rest are ignored."""
+        return cls(**{field.name: settings[field.name] for field in fields(cls) if field.name in settings})
 
     def check_qa_window(self) -> None:
         """Question (<= max_query_length) + 4 special tokens must leave more than doc_stride context tokens."""

@@ -11,7 +11,8 @@ alone, before anything is trained. Each is a pure function of features, labels o
 - `leep`: Nguyen et al. 2020 ("LEEP: A New Measure to Evaluate Transferability of Learned
   Representations", ICML), from a source head's probabilities on the target's examples.
 - `embedding_similarity`: Vu et al. 2020 ("Exploring and Predicting Transferability across NLP Tasks",
-  EMNLP) TextEmb, as Poth et al. 2021 use it: the cosine of the two tasks' mean text embeddings.
+  EMNLP) TextEmb, as Poth et al. 2021 use it: the cosine of the two tasks' mean text embeddings
+  (Vu et al. average the encoder's last-layer token representations over the whole dataset).
 - `regret_at_k`: Poth et al. 2021 ("What to Pre-Train on? Efficient Intermediate Task Selection",
   EMNLP): how much of the best source's result is lost by training the best of the top k instead.
 
@@ -24,6 +25,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+# The estimates `python -m stilts.rank` computes (its `method=` orders the table by one of them).
+ESTIMATES = ("text_similarity", "logme", "h_score", "transrate", "leep")
 LOGME_TOLERANCE = 1e-6  # relative change of alpha/beta at which the fixed point counts as reached
 LOGME_MAX_ITERATIONS = 100
 # Added to both update denominators, as the authors' code does: where the features fit the labels
@@ -151,14 +154,21 @@ def leep(source_probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.log(expected)))
 
 
-def embedding_similarity(source_embeddings: np.ndarray, target_embeddings: np.ndarray) -> float:
-    """Cosine of the two tasks' mean embeddings (each row one example's text embedding)."""
+def embedding_similarity(source_embeddings: np.ndarray, target_embeddings: np.ndarray,
+                         source_weights: np.ndarray | None = None, target_weights: np.ndarray | None = None) -> float:
+    """Cosine of the two tasks' mean embeddings (each row one example's text embedding). With weights
+    (e.g. each row's token count, rows being mean token states) the means are weighted: TextEmb's
+    average of token representations over the whole dataset."""
     means = []
-    for name, embeddings in (("source", source_embeddings), ("target", target_embeddings)):
+    for name, embeddings, weights in (("source", source_embeddings, source_weights),
+                                      ("target", target_embeddings, target_weights)):
         embeddings = np.asarray(embeddings, dtype=np.float64)
         if embeddings.ndim != 2 or len(embeddings) == 0:
             raise ValueError(f"{name}_embeddings must be a non-empty [n, dim] array, got shape {embeddings.shape}")
-        means.append(embeddings.mean(axis=0))
+        if weights is not None and (np.shape(weights) != (len(embeddings),) or np.any(np.asarray(weights) < 0)
+                                    or not np.sum(weights) > 0):
+            raise ValueError(f"{name}_weights must be one non-negative weight per row, not all 0")
+        means.append(np.average(embeddings, axis=0, weights=weights))
     if means[0].shape != means[1].shape:
         raise ValueError(f"embedding dimensions differ: {means[0].shape[0]} vs {means[1].shape[0]}")
     norms = np.linalg.norm(means[0]) * np.linalg.norm(means[1])

@@ -15,9 +15,11 @@ from stilts.report.render import main_cells, markdown
 from stilts.report.stats import correlation, correlation_points, order
 from stilts.report.tables import (diversity, gain_matrix, gains, main_table, per_language, retrieval,
                                   retrieval_families, scale, seed_gains, unmatched)
+from stilts.report.transfer import load_rankings, ranking_check
 
 __all__ = [
     "Report", "build_report", "correlation", "correlation_points", "correlation_scatter", "diversity", "gain_matrix",
-    "gains", "grouped_bars", "heatmap", "load", "load_runs", "main_cells", "main_table", "markdown", "order",
-    "per_language", "retrieval", "retrieval_families", "scale", "seed_gains", "sweep_folder", "tidy", "unmatched",
+    "gains", "grouped_bars", "heatmap", "load", "load_rankings", "load_runs", "main_cells", "main_table", "markdown",
+    "order", "per_language", "ranking_check", "retrieval", "retrieval_families", "scale", "seed_gains",
+    "sweep_folder", "tidy", "unmatched",
 ]

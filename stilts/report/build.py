@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from stilts.files import atomic_output, write_text_atomic
 from stilts.report import plots, render, stats, tables
 from stilts.report.load import load_runs, tidy
+from stilts.report.transfer import load_rankings, ranking_check
 
 # Each section: (file stem, title, what it shows, why it can be empty).
 SECTIONS = {
@@ -34,6 +35,13 @@ SECTIONS = {
                   "no retrieval target with a matched baseline"),
     "retrieval_families": ("Retrieval by language family", "Retrieval gains per language family.",
                            "no retrieval target with per-language scores"),
+    "transfer": ("Rankings before training vs real gains", "For each `python -m stilts.rank` ranking.json under "
+                 "the folders and each estimate in it: Spearman's rho of the estimate with the real gain of the "
+                 "candidates the sweep trained (matched settings, mean over seeds), its p-value, and Regret@k "
+                 "(Poth et al. 2021): how much of the best real score is lost by training the best of the top k "
+                 "ranked candidates instead, in percent.",
+                 "no ranking.json under the folders (python -m stilts.rank target=NAME writes them under "
+                 "outputs/rankings), or none ranks setups this sweep trained"),
 }
 
 
@@ -93,6 +101,7 @@ def build_report(paths: Sequence[str | Path], out: str | Path | None = None, ben
         "correlation": stats.correlation(runs),
         "retrieval": tables.retrieval(runs),
         "retrieval_families": tables.retrieval_families(runs),
+        "transfer": ranking_check(runs, load_rankings(*paths)),
     }
     lines = _preamble(paths, runs, benchmark)
     lines += ["## Main table", "", "Mean ± std over seeds (gain over the same model's no-intermediate baseline); "
