@@ -103,6 +103,14 @@ def _check_settings(cfg: DictConfig) -> None:
         raise StiltsError(f"rank.pooling must be one of {', '.join(POOLINGS)}, not {cfg.rank.pooling!r}")
     if cfg.rank.dtype not in DTYPES:
         raise StiltsError(f"rank.dtype must be one of {', '.join(DTYPES)}, not {cfg.rank.dtype!r}")
+    if cfg.rank.device is None:
+        return
+    try:
+        device = torch.device(cfg.rank.device)
+    except (RuntimeError, TypeError):
+        raise StiltsError(f"rank.device must be null (automatic), cpu, cuda or cuda:N, not {cfg.rank.device!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise StiltsError(f"rank.device={cfg.rank.device} but torch sees no CUDA device; use rank.device=cpu or null")
 
 
 def plan_candidate(cfg: DictConfig, name: str, pretrained: str) -> Candidate:
@@ -110,7 +118,7 @@ def plan_candidate(cfg: DictConfig, name: str, pretrained: str) -> Candidate:
     candidate_cfg = training_config(cfg)
     candidate_cfg.intermediate = intermediate_preset(name)
     planned = [stage for stage in plan_stages(candidate_cfg, pretrained) if stage.role == "intermediate"]
-    return Candidate(name, planned, stages.finished(planned[-1].directory))
+    return Candidate(name, planned, stages.finished(planned[-1].directory, set_aside_damaged=False))
 
 
 def _feature_estimates(output: ProbeOutput, labels: np.ndarray) -> dict[str, float]:
@@ -214,7 +222,7 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
         if candidate.summary is not None:
             _stage_estimates(probe, candidate, rows)
         else:
-            candidate.notes.update({name: f"no trained stage {candidate.stage.directory.name} in "
+            candidate.notes.update({name: f"no trained (intact) stage {candidate.stage.directory.name} in "
                                           f"{cfg.paths.stages_dir}" for name in STAGE_ESTIMATES})
         candidate.seconds = time.perf_counter() - begun
         log.info("candidate %d/%d %s: %s (%.1f s)", number, len(candidates), candidate.name,

@@ -100,9 +100,10 @@ def job_token() -> str:
     return token
 
 
-def finished(directory: Path) -> dict[str, Any] | None:
+def finished(directory: Path, set_aside_damaged: bool = True) -> dict[str, Any] | None:
     """The stage's summary when it is finished and intact; None when it is not (yet) finished.
-    A damaged stage (unreadable stage.json, a missing or changed file) is set aside and logged."""
+    A damaged stage (unreadable stage.json, a missing or changed file) is logged and, unless the
+    caller only reads the store (`set_aside_damaged=False`), set aside so it is trained again."""
     stage_file = directory / STAGE_FILE
     if not stage_file.exists():
         return None
@@ -116,6 +117,9 @@ def finished(directory: Path) -> dict[str, Any] | None:
             problem = f"{directory}: {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''} changed or missing"
     if problem is None:
         return summary
+    if not set_aside_damaged:
+        log.warning("Stage %s is damaged: %s; not used", directory.name, problem)
+        return None
     set_aside(stage_file)
     log.warning("Stage %s is damaged: %s; it will be trained again", directory.name, problem)
     return None

@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_module
 from scipy import stats
 
 from stilts.train import register_resolvers
-from stilts import report
+from stilts import report, stages
 from stilts.checks import check_rank_config, training_config
 from stilts.data.featurize import FeaturizeSettings
 from stilts.data.probe import probe_data, sample_examples
@@ -28,6 +28,7 @@ from stilts.identity import comparison_keys
 from stilts.model.encoder import load_encoder
 from stilts.model.heads import build_head
 from stilts.model.probe import WHOLE_SEQUENCE, leep_mismatch, probe_encoder
+from stilts.ranking import rank
 from stilts.tasks import get_task
 from stilts.tasks.sources import SAMPLES_ROOT, load_examples
 from tests.test_report import stage, write_run
@@ -183,6 +184,30 @@ def test_bad_rank_settings_are_named(overrides, message) -> None:
         check_rank_config(compose_rank("target=tydiqa", *overrides))
 
 
+@pytest.mark.parametrize(("override", "message"), [
+    ("rank.pooling=max", "rank.pooling must be one of cls, mean"),
+    ("rank.dtype=int8", "rank.dtype must be one of"),
+    ("rank.device=tpu0", "rank.device must be null"),
+] + ([] if torch.cuda.is_available() else [("rank.device=cuda", "torch sees no CUDA device")]))
+def test_bad_probe_settings_fail_before_any_work(override, message) -> None:
+    with pytest.raises(StiltsError, match=message):
+        rank(compose_rank("target=tydiqa", override))
+
+
+def test_a_damaged_stage_is_not_used_and_left_in_place(tmp_path) -> None:
+    """The ranking reads the stage store: a stage whose files changed gives no estimate, and its
+    stage.json stays where it is (training, not ranking, sets a damaged stage aside)."""
+    folder = tmp_path / "squad-0123"
+    (folder / "encoder").mkdir(parents=True)
+    (folder / "encoder" / "model.safetensors").write_bytes(b"weights")
+    stages.publish(folder, {"key": "0123"})
+    assert stages.finished(folder, set_aside_damaged=False) is not None
+    (folder / "encoder" / "model.safetensors").write_bytes(b"changed")
+    assert stages.finished(folder, set_aside_damaged=False) is None
+    assert (folder / stages.STAGE_FILE).exists()
+    assert stages.finished(folder) is None and not (folder / stages.STAGE_FILE).exists()  # training's way
+
+
 # ------------------------------------------------------------------------------ the CLI
 
 
@@ -254,6 +279,12 @@ def test_cli_reads_trained_stages_and_the_report_checks_the_ranking(quickstart_s
     assert row["regret@1"] == pytest.approx(regret_at_k(estimates, tydiqa["mean"].to_dict(), 1))
     built = report.build_report([quickstart_sweeps / "runs", rankings], tmp_path / "report")
     assert "transfer" in built.tables and (tmp_path / "report" / "transfer.csv").exists()
+
+    no_head = run_rank("target=tydiqa", "seed=1", "method=leep", "candidates=[mnli,all9]",
+                       f"paths.output_dir={quickstart_sweeps}", f"hydra.run.dir={tmp_path / 'leep'}", cwd=tmp_path,
+                       cache=stilts_cache)
+    assert no_head.returncode == 2
+    assert no_head.stderr.strip().splitlines()[-1].startswith("error: method=leep needs a trained stage whose head")
 
 
 # ------------------------------------------------------------------------------ the report's check

@@ -79,7 +79,8 @@ def _check_row(document: Mapping[str, Any], method: str, points: pd.DataFrame) -
     row["best (real)"] = points.gain.idxmax() if len(points) else ""
     row["top (estimated)"] = points.estimate.idxmax() if len(points) else ""
     if len(points) < MIN_POINTS:
-        row["note"] = f"{len(points)} candidates with a real gain: a rank correlation needs at least {MIN_POINTS}"
+        row["note"] = (f"{len(points)} candidate{'s' if len(points) != 1 else ''} with a real gain: a rank correlation "
+                       f"needs at least {MIN_POINTS}")
         return row
     for k in REGRET_AT:
         if k <= len(points):
