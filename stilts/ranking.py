@@ -222,8 +222,9 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
         if candidate.summary is not None:
             _stage_estimates(probe, candidate, rows)
         else:
-            candidate.notes.update({name: f"no trained (intact) stage {candidate.stage.directory.name} in "
-                                          f"{cfg.paths.stages_dir}" for name in STAGE_ESTIMATES})
+            candidate.notes.update({name: f"no trained stage {candidate.stage.directory.name} in "
+                                          f"{cfg.paths.stages_dir} (or a damaged one: see the log)"
+                                    for name in STAGE_ESTIMATES})
         candidate.seconds = time.perf_counter() - begun
         log.info("candidate %d/%d %s: %s (%.1f s)", number, len(candidates), candidate.name,
                  ", ".join(f"{name} {value:.4g}" for name, value in candidate.estimates.items()), candidate.seconds)
@@ -304,10 +305,11 @@ def format_ranking(document: Mapping[str, Any]) -> str:
               for row in body]
     lines.append("pretrained encoder: " + ", ".join(f"{name} {value:.4f}" for name, value in document["pretrained"].items())
                  + "  (Δ: the candidate's trained encoder minus this)")
-    missing = sum(record["stage"] is None for record in document["candidates"])
-    if missing:
-        lines.append(f"{missing} candidate(s) have no trained stage: only text_similarity (train them with "
-                     "python -m stilts.train and the same settings for the others)")
+    untrained = [record["candidate"] for record in document["candidates"] if record["stage"] is None]
+    if untrained:
+        lines.append(f"{len(untrained)} of {len(document['candidates'])} candidates have no trained stage yet, so only "
+                     f"text_similarity: python -m stilts.train -m '+intermediate={','.join(untrained)}' with the same "
+                     "settings trains them")
     lines.append(f"cost: {document['seconds']['total']:.1f} s on {document['device']} "
                  f"(shared {document['seconds']['shared']:.1f} s)")
     return "\n".join(lines)

@@ -29,7 +29,7 @@ from stilts.model.encoder import load_encoder
 from stilts.model.heads import build_head
 from stilts.model.probe import WHOLE_SEQUENCE, leep_mismatch, probe_encoder
 from stilts.ranking import rank
-from stilts.tasks import get_task
+from stilts.tasks import get_task, task_names
 from stilts.tasks.sources import SAMPLES_ROOT, load_examples
 from tests.test_report import stage, write_run
 
@@ -163,6 +163,7 @@ def test_rank_config_shares_the_training_identity() -> None:
     cfg = compose_rank("target=tydiqa", "seed=1")
     check_rank_config(cfg)
     assert list(cfg.candidates) == NINE
+    assert sorted(NINE) == sorted(name for name in task_names() if get_task(name).xstilts_pool)  # the paper's pool
     with initialize_config_module("stilts.conf", version_base="1.3"):
         train = compose("config", overrides=["experiment=quickstart", "target=tydiqa", "seed=1"])
     assert comparison_keys(training_config(cfg)) == comparison_keys(train)

@@ -3,6 +3,7 @@ question sweeps, run once per session through the real CLI)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +20,16 @@ SETUPS = ["none", "squad", "mnli", "anli_plus", "qqp", "hellaswag", "cosmosqa", 
 
 
 @pytest.fixture(scope="module")
-def built_report(quickstart_sweeps, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    out = tmp_path_factory.mktemp("report")
-    done = subprocess.run([sys.executable, "-m", "stilts.report", str(quickstart_sweeps / "runs"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
+def built_report(quickstart_sweeps, stilts_cache, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """The report of the sweeps' runs and of a TyDiQA ranking made from their trained stages."""
+    out, rankings = tmp_path_factory.mktemp("report"), tmp_path_factory.mktemp("rankings")
+    environment = dict(os.environ, STILTS_CACHE=str(stilts_cache), HF_HUB_OFFLINE="1")
+    ranked = subprocess.run([sys.executable, "-m", "stilts.rank", "experiment=quickstart", "target=tydiqa", "seed=1",
+                             "method=logme", f"paths.output_dir={quickstart_sweeps}", f"hydra.run.dir={rankings}"],
+                            cwd=rankings, env=environment, capture_output=True, text=True, timeout=600)
+    assert ranked.returncode == 0, ranked.stderr[-3000:]
+    done = subprocess.run([sys.executable, "-m", "stilts.report", str(quickstart_sweeps / "runs"), str(rankings),
+                           "--out", str(out)], capture_output=True, text=True, timeout=600)
     return done, out
 
 
@@ -37,7 +44,7 @@ def test_report_of_the_quickstart_sweeps_writes_every_table_and_plot(built_repor
     expected = {"report.md", "results.csv", "main.csv", "main.md", "main.tex", "gains.csv", "diversity.csv",
                 "scale.csv", "order.csv", "correlation.csv", "retrieval.csv", "retrieval_families.csv",
                 "languages_tydiqa.csv", "heatmap_tiny.png", "heatmap_tiny.svg", "heatmap_tiny-large.png",
-                "correlation_tiny.png", "correlation_tiny.svg"}
+                "correlation_tiny.png", "correlation_tiny.svg", "transfer.csv", "transfer.md"}
     assert expected <= names, expected - names
     report_md = (out / "report.md").read_text(encoding="utf-8")
     for image in ("heatmap_tiny.png", "heatmap_tiny-large.png", "correlation_tiny.png"):

@@ -17,7 +17,8 @@ from stilts.report.stats import TESTS
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stilts.report",
                                      description="Tables, plots and statistics of a sweep's results.json files.")
-    parser.add_argument("paths", type=Path, nargs="+", help="sweep folders (searched for results.json) or files")
+    parser.add_argument("paths", type=Path, nargs="+",
+                        help="sweep folders (searched for results.json, and ranking.json from stilts.rank) or files")
     parser.add_argument("--out", type=Path, help="where the report goes (default: the first folder's report/)")
     parser.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="xtreme",
                         help="whose categories the main table averages (default: xtreme)")
