@@ -88,20 +88,23 @@ def _tunables(task: StageTask, role: str) -> dict[str, Any]:
     return {k: v for k, v in task.settings.items() if k not in skip}
 
 
-def plan_stages(cfg: DictConfig, pretrained: str | None = None) -> list[Stage]:
+def plan_stages(cfg: DictConfig, pretrained: str | None = None, intermediate_only: bool = False) -> list[Stage]:
     """Intermediate stages in the order given (single tasks or mixtures), the target's own `before`
     stages (part of its recipe, e.g. XTREME-R trains XCOPA on SIQA then COPA), then the target
     stage; keys chain through the plan. `pretrained` is what the first stage loads (the resolved
-    model source)."""
+    model source); `intermediate_only` plans the intermediate stages alone (their keys never
+    depend on the target)."""
     identity = config_identity(cfg)
     shared = {"format": STAGE_FORMAT, "features": FEATURES_VERSION, "train": identity["train"],
               "trainer": trainer_identity(identity["trainer"]), "seed": cfg.seed, "source": cfg.data.source}
     parent: dict[str, Any] = {"pretrained": pretrained_identity(pretrained or cfg.model.name_or_path)}
     intermediate = expand_intermediate(cfg.get("intermediate") or {})  # idempotent
     stages_in_order = [(name, settings, "intermediate") for name, settings in intermediate.items()]
-    stages_in_order += [(name, settings, "target-recipe") for name, settings in (cfg.target.get("before") or {}).items()]
-    if get_task(cfg.target.name).retrieve is None:  # retrieval targets have no training stage
-        stages_in_order.append((cfg.target.name, cfg.target, "target"))
+    if not intermediate_only:
+        stages_in_order += [(name, settings, "target-recipe")
+                            for name, settings in (cfg.target.get("before") or {}).items()]
+        if get_task(cfg.target.name).retrieve is None:  # retrieval targets have no training stage
+            stages_in_order.append((cfg.target.name, cfg.target, "target"))
     planned = []
     for index, (label, settings, role) in enumerate(stages_in_order, start=1):
         resolved = OmegaConf.to_container(settings, resolve=True) if OmegaConf.is_config(settings) else dict(settings)

@@ -117,7 +117,7 @@ def plan_candidate(cfg: DictConfig, name: str, pretrained: str) -> Candidate:
     """The candidate's stages as `stilts.train +intermediate=NAME` plans them, and whether the last is trained."""
     candidate_cfg = training_config(cfg)
     candidate_cfg.intermediate = intermediate_preset(name)
-    planned = [stage for stage in plan_stages(candidate_cfg, pretrained) if stage.role == "intermediate"]
+    planned = plan_stages(candidate_cfg, pretrained, intermediate_only=True)
     return Candidate(name, planned, stages.finished(planned[-1].directory, set_aside_damaged=False))
 
 

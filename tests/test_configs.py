@@ -77,6 +77,14 @@ def test_intermediate_list_keeps_order_and_chains_stage_keys() -> None:
     assert forward[-1].key != backward[-1].key
 
 
+def test_intermediate_stages_planned_alone_keep_their_keys() -> None:
+    cfg = compose_config("+intermediate=[squad,mnli]", "target=xcopa", "experiment=quickstart")
+    full = plan_stages(cfg)
+    alone = plan_stages(cfg, intermediate_only=True)
+    assert [stage.role for stage in full] == ["intermediate", "intermediate", "target-recipe", "target"]
+    assert [(stage.label, stage.key) for stage in alone] == [(stage.label, stage.key) for stage in full[:2]]
+
+
 def test_intermediate_stage_key_is_shared_across_targets() -> None:
     to_xnli = plan_stages(compose_config("+intermediate=squad", "target=xnli", "experiment=quickstart"))
     to_udpos = plan_stages(compose_config("+intermediate=squad", "target=udpos", "experiment=quickstart"))
