@@ -247,7 +247,12 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _candidate_record(candidate: Candidate, position: int, baseline: Mapping[str, float], method: str) -> dict[str, Any]:
+    """The candidate's entry in ranking.json; an estimate that came out NaN or infinite is missing, with a note."""
     estimates = {name: candidate.estimates.get(name) for name in ESTIMATES}
+    for name, value in estimates.items():
+        if value is not None and not math.isfinite(value):
+            estimates[name] = None
+            candidate.notes[name] = f"{value} (degenerate features: too few rows or a constant feature)"
     return {
         "candidate": candidate.name,
         "rank": position if estimates[method] is not None else None,
