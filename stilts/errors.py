@@ -7,3 +7,15 @@ class StiltsError(Exception):
 
 class DivergedError(StiltsError):
     """Training produced a non-finite loss or weights: the stage must not be exported."""
+
+
+class DataMissing(StiltsError):
+    """A file (or Hub source) a run needs does not exist where stilts looks for it."""
+
+
+class DataMalformed(StiltsError):
+    """Data exists but does not have the format or schema stilts reads."""
+
+
+class HubUnreachable(StiltsError):
+    """A Hugging Face Hub dataset could not be loaded (offline, gated, moved)."""

@@ -18,6 +18,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from stilts.results import RESULTS_FILE, build_results, describe_stage, format_t
 from stilts.mixtures import expand_intermediate, is_mixture
 from stilts.stages import Stage, StageTask
 from stilts.tasks import get_task
-from stilts.tasks.sources import check_languages, find_files
+from stilts.tasks.sources import check_languages, find_files, hub_parts, uses_hub
 from stilts.tasks.spec import TaskSpec
 from stilts.training import (finish_loggers, fit_stage, log_run, make_datamodule, make_loggers, make_trainer,
                              write_predictions)
@@ -66,13 +67,19 @@ def pretrained_identity(source: str) -> dict[str, Any]:
 
 def data_identity(cfg: DictConfig, spec: TaskSpec, languages: Sequence[str]) -> dict[str, Any]:
     """What a stage trains and selects on: the content of its train and dev files in every
-    language it trains on (not where the data root is), or its Hub datasets."""
-    if cfg.data.source == "hub":
-        return {"hub": [[part.path, part.name(language), part.splits.get(split)] for language in languages
-                        for split in ("train", "dev") for part in spec.hub if split in part.splits]}
-    root = Path(cfg.data.root).expanduser()
-    return {split: [file_record(path) for language in languages for path in find_files(spec, split, language, root)]
-            for split in ("train", "dev")}
+    language it trains on (not where the data root is), or its Hub datasets (repository, revision,
+    config, split: another source or revision is another stage)."""
+    identity: dict[str, list] = {}
+    for split in ("train", "dev"):
+        for language in languages:
+            if uses_hub(spec, split, language, cfg.data.source, cfg.data.root):
+                identity.setdefault("hub", []).extend([part.path, part.revision, part.name(language), part.splits[split]]
+                                                      for part in hub_parts(spec, split, language))
+            else:
+                root = Path(cfg.data.root).expanduser()
+                identity.setdefault(split, []).extend(file_record(path)
+                                                      for path in find_files(spec, split, language, root))
+    return identity
 
 
 def _stage_task(name: str, settings: Mapping[str, Any], role: str) -> StageTask:
@@ -88,36 +95,55 @@ def _tunables(task: StageTask, role: str) -> dict[str, Any]:
     return {k: v for k, v in task.settings.items() if k not in skip}
 
 
-def plan_stages(cfg: DictConfig, pretrained: str | None = None, intermediate_only: bool = False) -> list[Stage]:
+@dataclass(frozen=True)
+class PlannedStage:
+    """A stage before its key: its label, role, tasks (one, or a mixture's) and mixture settings."""
+
+    label: str
+    role: str
+    tasks: dict[str, StageTask]
+    mixture: dict[str, Any] | None
+
+
+def stage_tasks(cfg: DictConfig, intermediate_only: bool = False) -> list[PlannedStage]:
     """Intermediate stages in the order given (single tasks or mixtures), the target's own `before`
     stages (part of its recipe, e.g. XTREME-R trains XCOPA on SIQA then COPA), then the target
-    stage; keys chain through the plan. `pretrained` is what the first stage loads (the resolved
-    model source); `intermediate_only` plans the intermediate stages alone (their keys never
-    depend on the target)."""
-    identity = config_identity(cfg)
-    shared = {"format": STAGE_FORMAT, "features": FEATURES_VERSION, "train": identity["train"],
-              "trainer": trainer_identity(identity["trainer"]), "seed": cfg.seed, "source": cfg.data.source}
-    parent: dict[str, Any] = {"pretrained": pretrained_identity(pretrained or cfg.model.name_or_path)}
+    stage (retrieval targets have none); `intermediate_only` gives the intermediate stages alone.
+    What each stage trains on, without reading any data (`stilts.prepare` checks that data)."""
     intermediate = expand_intermediate(cfg.get("intermediate") or {})  # idempotent
     stages_in_order = [(name, settings, "intermediate") for name, settings in intermediate.items()]
     if not intermediate_only:
         stages_in_order += [(name, settings, "target-recipe")
                             for name, settings in (cfg.target.get("before") or {}).items()]
-        if get_task(cfg.target.name).retrieve is None:  # retrieval targets have no training stage
+        if get_task(cfg.target.name).retrieve is None:
             stages_in_order.append((cfg.target.name, cfg.target, "target"))
     planned = []
-    for index, (label, settings, role) in enumerate(stages_in_order, start=1):
+    for label, settings, role in stages_in_order:
         resolved = OmegaConf.to_container(settings, resolve=True) if OmegaConf.is_config(settings) else dict(settings)
-        mixture = None
         if is_mixture(resolved):
-            mixture = {k: v for k, v in resolved.items() if k != "tasks"}
             tasks = {name: _stage_task(name, member, role) for name, member in resolved["tasks"].items()}
+            planned.append(PlannedStage(label, role, tasks, {k: v for k, v in resolved.items() if k != "tasks"}))
         else:
-            tasks = {label: _stage_task(label, resolved, role)}
-        described = {name: {"settings": _tunables(task, role), "data": data_identity(cfg, task.spec, task.languages)}
-                     for name, task in tasks.items()}
-        key = digest({**shared, "parent": parent, "stage": label, "mixture": mixture, "tasks": described})
-        planned.append(Stage(index, role, label, tasks, key, Path(cfg.paths.stages_dir) / f"{label}-{key}", mixture))
+            planned.append(PlannedStage(label, role, {label: _stage_task(label, resolved, role)}, None))
+    return planned
+
+
+def plan_stages(cfg: DictConfig, pretrained: str | None = None, intermediate_only: bool = False) -> list[Stage]:
+    """The stages of `stage_tasks` with their keys, which chain through the plan. `pretrained` is
+    what the first stage loads (the resolved model source); intermediate stages' keys never depend
+    on the target."""
+    identity = config_identity(cfg)
+    shared = {"format": STAGE_FORMAT, "features": FEATURES_VERSION, "train": identity["train"],
+              "trainer": trainer_identity(identity["trainer"]), "seed": cfg.seed, "source": cfg.data.source}
+    parent: dict[str, Any] = {"pretrained": pretrained_identity(pretrained or cfg.model.name_or_path)}
+    planned = []
+    for index, stage in enumerate(stage_tasks(cfg, intermediate_only), start=1):
+        described = {name: {"settings": _tunables(task, stage.role),
+                            "data": data_identity(cfg, task.spec, task.languages)}
+                     for name, task in stage.tasks.items()}
+        key = digest({**shared, "parent": parent, "stage": stage.label, "mixture": stage.mixture, "tasks": described})
+        planned.append(Stage(index, stage.role, stage.label, stage.tasks, key,
+                             Path(cfg.paths.stages_dir) / f"{stage.label}-{key}", stage.mixture))
         parent = {"stage": key}
     return planned
 
@@ -151,9 +177,11 @@ def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained
 
 
 def evaluate_target(cfg: DictConfig, stage: Stage, summary: Mapping[str, Any], languages: Sequence[str],
-                    run_name: str, predictions_dir: Path) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+                    run_name: str, predictions_dir: Path
+                    ) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, str]]:
     """Zero-shot evaluation of the exported target model on every requested language:
-    (metrics per language, task score per language); predictions go to predictions_dir."""
+    (metrics per language, task score per language, the languages predicted but not scored because
+    their files carry no gold, and why); predictions go to predictions_dir."""
     labels = summary["tasks"][stage.label]["labels"]
     tokenizer, encoder = load_tokenizer(str(stage.encoder_dir)), load_encoder(str(stage.encoder_dir))
     head = build_head(stage.spec.head, encoder.config.hidden_size, len(labels))
@@ -171,7 +199,7 @@ def evaluate_target(cfg: DictConfig, stage: Stage, summary: Mapping[str, Any], l
         finish_loggers(loggers, failed=failed)
     if rank_zero_only.rank == 0:
         write_predictions(stage.spec, datamodule, "test", predictions_dir)
-    return dict(module.results["test"]), dict(module.scores["test"])
+    return dict(module.results["test"]), dict(module.scores["test"]), datamodule.no_gold
 
 
 def retrieval_recipe(planned: Sequence[Stage]) -> str:
@@ -212,11 +240,13 @@ def _retrieval_embedding(cfg: DictConfig, planned: Sequence[Stage], encoder) -> 
 
 def evaluate_retrieval(cfg: DictConfig, spec: TaskSpec, planned: Sequence[Stage], encoder_source: str,
                        languages: Sequence[str], predictions_dir: Path
-                       ) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, Any]]:
+                       ) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, str], dict[str, Any]]:
     """Score a retrieval target on sentence embeddings of the last encoder (pretrained, or from the
-    last stage): (metrics per language, task score per language, how it embedded)."""
-    if cfg.data.source != "files":
-        raise StiltsError(f"{spec.name} reads local files only: use data=local data.root=DIR (or data=sample)")
+    last stage): (metrics per language, task score per language, the languages without gold, how it
+    embedded). Retrieval files are local: data=local, or data.root beside data=hub."""
+    if cfg.data.root is None:
+        raise StiltsError(f"{spec.name} reads local files only: use data=local data.root=DIR (or data=sample), or give "
+                          "data.root=DIR beside data=hub")
     encoder = load_encoder(encoder_source)
     settings, pooler, embedder = _retrieval_embedding(cfg, planned, encoder)
     log.info("%s: embedding with layer %d of %s (%s)", spec.name, settings.layer, encoder_source,
@@ -229,9 +259,11 @@ def evaluate_retrieval(cfg: DictConfig, spec: TaskSpec, planned: Sequence[Stage]
     metrics = {language: result[0] for language, result in results.items()}
     scores = {language: float(spec.score_key(values)) for language, values in metrics.items()
               if set(spec.main_metrics[:1]) <= set(values)}
+    no_gold = {language: f"{cfg.target.eval_split} files under {cfg.data.root}: no gold {spec.main_metrics[0]} "
+               "(XTREME's download keeps no test gold)" for language in metrics if language not in scores}
     how = {"recipe": retrieval_recipe(planned), "embedder": embedder, "layer": settings.layer,
            "pooling": settings.pooling, "text_format": target_settings.get("text_format", "plain")}
-    return metrics, scores, how
+    return metrics, scores, no_gold, how
 
 
 def _link_stages(run_dir: Path, planned: Sequence[Stage]) -> None:
@@ -301,11 +333,12 @@ def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
         if target.retrieve is not None:
             if rank_zero_only.rank != 0:  # DDP helpers of the training stages have nothing to embed
                 return {}, False
-            metrics, scores, retrieval = evaluate_retrieval(cfg, target, planned, encoder_source, languages, staging)
+            metrics, scores, no_gold, retrieval = evaluate_retrieval(cfg, target, planned, encoder_source, languages,
+                                                                     staging)
         else:
             retrieval = None
-            metrics, scores = evaluate_target(cfg, planned[-1], summaries[planned[-1].name], languages, run_name,
-                                              staging)
+            metrics, scores, no_gold = evaluate_target(cfg, planned[-1], summaries[planned[-1].name], languages,
+                                                       run_name, staging)
         if rank_zero_only.rank != 0:
             return {}, False
         intermediate = [stage for stage in planned if stage.role == "intermediate"]
@@ -322,6 +355,7 @@ def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
             scores=scores,
             intermediate_metrics=intermediate_metrics(intermediate, summaries),
             config=OmegaConf.to_container(cfg, resolve=True),
+            no_gold=no_gold,
             extra={"run_key": key, **comparison_keys(cfg), "stages": stage_facts,
                    **({"retrieval": retrieval} if retrieval is not None else {}),
                    "resumed": any(facts["resumed_from_steps"] for facts in stage_facts.values()),

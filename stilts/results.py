@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,12 @@ def average_metrics(per_language: Mapping[str, Mapping[str, float]]) -> dict[str
 def build_results(*, target: str, intermediate: Sequence[str], model: str, model_label: str, seed: int,
                   metrics: Mapping[str, Mapping[str, float]], scores: Mapping[str, float],
                   intermediate_metrics: Mapping[str, Mapping[str, float]], config: Mapping[str, Any],
-                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                  no_gold: Mapping[str, str] | None = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The results.json document; `score` is the task's XTREME score averaged over languages, `scores`
-    the XTREME score of each language; `model_label` names the model in reports."""
+    the XTREME score of each language; `model_label` names the model in reports. A language whose
+    evaluation file has no gold (`no_gold`: language -> why) has predictions but no metrics, and then
+    `score` is null: an average over fewer languages is not the task's XTREME score."""
+    complete = bool(scores) and set(scores) >= set(metrics)
     return {
         "target": target,
         "intermediate": list(intermediate),
@@ -32,9 +36,10 @@ def build_results(*, target: str, intermediate: Sequence[str], model: str, model
         "seed": seed,
         "metrics": {language: dict(values) for language, values in metrics.items()},
         "average": average_metrics(metrics),
-        "score": sum(scores.values()) / len(scores) if scores else float("nan"),
+        "score": sum(scores.values()) / len(scores) if complete else None,
         "scores": {language: float(value) for language, value in scores.items()},
         "intermediate_metrics": {task: dict(values) for task, values in intermediate_metrics.items()},
+        "no_gold": dict(no_gold or {}),
         "config": dict(config),
         **(dict(extra) if extra else {}),
     }
@@ -97,7 +102,11 @@ def format_table(results: Mapping[str, Any], columns: Sequence[str] | None = Non
             (f"{values[column]:.2f}" if column in values else "-").rjust(width + 2) for column in columns
         )
         lines.append(language.ljust(name_width) + cells)
-    lines.append(f"XTREME score ({results['target']}): {results['score']:.2f}")
+    for language, reason in (results.get("no_gold") or {}).items():
+        lines.append(f"{language}: not scored: {reason}")
+    score = results["score"]
+    lines.append(f"XTREME score ({results['target']}): "
+                 + (f"{score:.2f}" if isinstance(score, (int, float)) and math.isfinite(score) else "- (not every language was scored)"))
     for task, values in results.get("intermediate_metrics", {}).items():
         summary = ", ".join(f"{key} {value:.2f}" for key, value in values.items() if not key.endswith("total"))
         lines.append(f"intermediate {task} (dev): {summary}")

@@ -27,8 +27,8 @@ from stilts.data.decode import decode
 from stilts.data.sampling import LengthGroupedSampler, ResumableDataLoader, ResumableSampler
 from stilts.data.featurize import FEATURIZERS, MODEL_INPUTS, FeaturizeSettings
 from stilts.errors import StiltsError
-from stilts.tasks.formats import qa_has_gold
-from stilts.tasks.sources import load_examples
+from stilts.tasks.gold import missing_gold
+from stilts.tasks.sources import load_split
 from stilts.tasks.spec import Example, TaskSpec
 
 log = logging.getLogger(__name__)
@@ -43,23 +43,14 @@ class EvalSet:
     split: str
     examples: list[Example]
     features: datasets.Dataset
+    no_gold: str | None = None  # why the set is predicted but not scored (its file carries no gold)
 
 
 def _first_examples(eval_set: EvalSet, count: int) -> EvalSet:
     """The first `count` examples of an evaluation set with their features (all windows of each)."""
     kept = [index for index, example in enumerate(read_column(eval_set.features, "example_index")) if example < count]
-    return EvalSet(eval_set.name, eval_set.split, eval_set.examples[:count], eval_set.features.select(kept))
-
-
-def _has_gold(spec: TaskSpec, examples: Sequence[Example]) -> bool:
-    if spec.head == "span_qa":
-        return qa_has_gold(examples)
-    if spec.head == "mlm":
-        return True  # plain text: the masked tokens are the gold
-    if spec.head == "dual_encoder":
-        return all(example["candidate"] for example in examples)  # the paired candidate is the gold
-    key = "tags" if spec.head == "tagging" else "label"
-    return all(example[key] is not None for example in examples)
+    return EvalSet(eval_set.name, eval_set.split, eval_set.examples[:count], eval_set.features.select(kept),
+                   eval_set.no_gold)
 
 
 def tokenizer_digest(tokenizer) -> str:
@@ -146,20 +137,13 @@ class TaskDataModule(pl.LightningDataModule):
         return len(self._train())
 
     def _examples(self, split: str, language: str) -> list[Example]:
-        examples = load_examples(self.spec, split, language, self.source, self.root)
-        if self.spec.head == "multiple_choice":
-            counts = {len(example["choices"]) for example in examples}
-            if len(counts) > 1:
-                odd = next(e for e in examples if len(e["choices"]) != len(examples[0]["choices"]))
-                raise StiltsError(f"{self.spec.name} {split}/{language}: example {odd['id']} has "
-                                  f"{len(odd['choices'])} choices where the others have {len(examples[0]['choices'])}")
-        if not _has_gold(self.spec, examples):
-            raise StiltsError(
-                f"{self.spec.name}: the {split} split for {language!r} has no gold labels/answers (XTREME's "
-                f"download strips test labels); evaluate on another split (e.g. target.eval_split=dev) or "
-                f"provide the labelled files"
-            )
-        return examples
+        """Training and model-selection data: it must carry gold."""
+        loaded = load_split(self.spec, split, language, self.source, self.root)
+        reason = missing_gold(self.spec, loaded.examples)
+        if reason is not None:
+            raise StiltsError(f"{self.spec.name} {split}/{language} ({loaded.origin}): {reason}; stilts trains and "
+                              "selects models on labelled data only: provide the labelled files")
+        return loaded.examples
 
     def _featurize(self, examples: list[Example], split: str, language: str) -> datasets.Dataset:
         fingerprint = hashlib.sha256(json.dumps({
@@ -189,11 +173,29 @@ class TaskDataModule(pl.LightningDataModule):
         examples = self._examples(split, language)
         return EvalSet(language, split, examples, self._featurize(examples, split, language))
 
+    def _test_set(self, split: str, language: str) -> EvalSet:
+        """An evaluated set: one without gold (XTREME's label-stripped test files) is predicted, not
+        scored, and says so in one line."""
+        loaded = load_split(self.spec, split, language, self.source, self.root)
+        reason = missing_gold(self.spec, loaded.examples)
+        no_gold = None
+        if reason is not None:
+            no_gold = f"{loaded.origin}: {reason}"
+            log.warning("%s %s/%s: %s: predictions only, no metric. To score it, evaluate on the labelled dev set "
+                        "(target.eval_split=dev) or give the labelled release of the file", self.spec.name, split,
+                        language, no_gold)
+        return EvalSet(language, split, loaded.examples, self._featurize(loaded.examples, split, language), no_gold)
+
     def _build(self) -> None:
         if self.train:
             self.train_set = self._featurize(self._train(), "train", "+".join(self.train_languages))
             self.val_sets = [self._eval_set("dev", language) for language in self.train_languages]
-        self.test_sets = [self._eval_set(self.eval_split, lang) for lang in self.eval_languages]
+        self.test_sets = [self._test_set(self.eval_split, lang) for lang in self.eval_languages]
+
+    @property
+    def no_gold(self) -> dict[str, str]:
+        """The evaluated languages that were predicted but not scored, and why."""
+        return {eval_set.name: eval_set.no_gold for eval_set in self.test_sets if eval_set.no_gold}
 
     def prepare_data(self) -> None:
         """Runs on one process per node first: reads and featurizes everything, filling the cache."""
@@ -263,7 +265,9 @@ class TaskDataModule(pl.LightningDataModule):
     def _stage_sets(self, stage: str) -> list[EvalSet]:
         return self.selection_sets() if stage == "val" else self.test_sets
 
-    def score(self, stage: str, key: tuple[int, int], feature_predictions: dict[int, Any]) -> tuple[str, dict[str, float], float]:
+    def score(self, stage: str, key: tuple[int, int],
+              feature_predictions: dict[int, Any]) -> tuple[str, dict[str, float], float | None]:
+        """(set name, metrics, task score); a set without gold gets its predictions, no metrics and no score."""
         eval_set = self._stage_sets(stage)[key[1]]
         missing = len(eval_set.features) - len(feature_predictions)
         if missing:
@@ -273,6 +277,8 @@ class TaskDataModule(pl.LightningDataModule):
             )
         predictions = decode(self.spec, self.labels, eval_set.examples, eval_set.features, feature_predictions)
         self.predictions[stage][eval_set.name] = predictions
+        if eval_set.no_gold:
+            return eval_set.name, {}, None
         metrics = self.spec.scorer(eval_set.examples, predictions, eval_set.name)
         return eval_set.name, metrics, float(self.spec.score_key(metrics))
 

@@ -97,7 +97,8 @@ class MixtureDataModule(pl.LightningDataModule):
     def eval_keys(self, stage: str) -> list[tuple[int, int]]:
         return [(loader, key[1]) for loader, member in enumerate(self.members.values()) for key in member.eval_keys(stage)]
 
-    def score(self, stage: str, key: tuple[int, int], feature_predictions: dict[int, Any]) -> tuple[str, dict[str, float], float]:
+    def score(self, stage: str, key: tuple[int, int],
+              feature_predictions: dict[int, Any]) -> tuple[str, dict[str, float], float | None]:
         name = list(self.members)[key[0]]
         language, metrics, score = self.members[name].score(stage, (0, key[1]), feature_predictions)
         return f"{name}/{language}", metrics, score

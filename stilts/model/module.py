@@ -36,7 +36,8 @@ class Scorer(Protocol):
     def eval_keys(self, stage: str) -> list[tuple[int, int]]:
         """The keys of every set `stage` ("val" or "test") scores."""
 
-    def score(self, stage: str, key: tuple[int, int], feature_predictions: dict[int, Any]) -> tuple[str, dict[str, float], float]:
+    def score(self, stage: str, key: tuple[int, int],
+              feature_predictions: dict[int, Any]) -> tuple[str, dict[str, float], float | None]:
         """(eval set name, metrics, task score) from per-feature predictions."""
 
     def selection_score(self, scores: dict[str, float]) -> float:
@@ -129,6 +130,8 @@ class StiltsModule(pl.LightningModule):
         for key in scorer.eval_keys(stage):
             name, metrics, score = scorer.score(stage, key, by_set[key])
             self.results[stage][name] = metrics
+            if score is None:  # predicted, not scored: the set has no gold
+                continue
             self.scores[stage][name] = score
             logged.update({f"{stage}/{name}/{metric}": float(value) for metric, value in metrics.items()})
             logged[f"{stage}/{name}/score"] = score

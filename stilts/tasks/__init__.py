@@ -9,7 +9,8 @@ from stilts.errors import StiltsError
 from stilts.tasks.spec import TaskSpec
 
 _TASKS: dict[str, TaskSpec] = {}
-_INFRASTRUCTURE = {"spec", "formats", "scoring", "sources", "predictions", "retrieval_formats", "pair_ranking"}
+_INFRASTRUCTURE = {"spec", "formats", "scoring", "sources", "predictions", "retrieval_formats", "pair_ranking", "gold",
+                   "hub_schema"}
 
 
 def register(spec: TaskSpec) -> TaskSpec:

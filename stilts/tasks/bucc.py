@@ -81,4 +81,5 @@ BUCC = register(TaskSpec(
     download_hint=("Run google-research/xtreme's scripts/download_data.sh (bucc2018/: the sample release is dev, "
                    "the training release is test) and use its download/ folder as data.root."),
     retrieve=retrieve,
+    tuned_on=("dev",),  # the mining threshold
 ))

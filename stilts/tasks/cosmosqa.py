@@ -7,8 +7,10 @@ from stilts.tasks.spec import HubSource, TaskSpec
 
 
 def hub_rows_to_examples(dataset, language: str) -> list[dict]:
-    return [{"id": row["id"], "context": f"{row['context']} {row['question']}",
-             "choices": [row[f"answer{i}"] for i in range(4)], "label": int(row["label"])} for row in dataset]
+    """Rows of the pinned parquet copy; ids are row numbers (the copy at that commit never reorders)."""
+    return [{"id": f"cosmosqa-{i}", "context": f"{row['context']} {row['question']}",
+             "choices": [row[f"answer{j}"] for j in range(4)], "label": int(row["label"])}
+            for i, row in enumerate(dataset)]
 
 
 COSMOSQA = register(TaskSpec(
@@ -24,6 +26,7 @@ COSMOSQA = register(TaskSpec(
     score_key=metric("accuracy"),
     main_metrics=("accuracy",),
     download_hint="Get train.csv and valid.csv from the CosmosQA release into DIR/cosmosqa/.",
-    hub=(HubSource(path="allenai/cosmos_qa", name=lambda language: None, splits={"train": "train", "dev": "validation"},
-                   convert=hub_rows_to_examples),),
+    # allenai/cosmos_qa holds only a loading script, which `datasets` >= 4 refuses: a parquet copy, pinned.
+    hub=(HubSource(path="Samsoup/cosmos_qa", name=lambda language: None, splits={"train": "train", "dev": "validation"},
+                   convert=hub_rows_to_examples, revision="5511553160809abc4f9c11d12421ec0a9681ee75"),),
 ))

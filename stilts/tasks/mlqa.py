@@ -29,8 +29,10 @@ MLQA = register(TaskSpec(
     main_metrics=("exact_match", "f1"),
     download_hint=("Run google-research/xtreme's scripts/download_data.sh (it strips MLQA test answers: use "
                    "target.eval_split=dev or the original MLQA_V1 files) and use its download/ folder as data.root."),
+    # facebook/mlqa holds only a loading script, which `datasets` >= 4 refuses: XTREME's own repository
+    # serves MLQA as parquet (configs MLQA.<context language>.<question language>).
     hub=(HubSource(path="rajpurkar/squad", name=lambda language: None, splits={"train": "train"},
-                   convert=hub_rows_to_examples),
-         HubSource(path="facebook/mlqa", name=lambda language: f"mlqa.{language}.{language}",
+                   convert=hub_rows_to_examples, languages=("en",)),
+         HubSource(path="google/xtreme", name=lambda language: f"MLQA.{language}.{language}",
                    splits={"dev": "validation", "test": "test"}, convert=hub_rows_to_examples)),
 ))

@@ -30,6 +30,8 @@ SOCIALIQA = register(TaskSpec(
     main_metrics=("accuracy",),
     download_hint=("Get socialiqa-train-dev (train.jsonl + train-labels.lst, dev.jsonl + dev-labels.lst) into "
                    "DIR/socialiqa/, or XTREME's siqa/ download (socialIQa_v1.4_*.jsonl)."),
-    hub=(HubSource(path="allenai/social_i_qa", name=lambda language: None,
-                   splits={"train": "train", "dev": "validation"}, convert=hub_rows_to_examples),),
+    # allenai/social_i_qa holds only a loading script, which `datasets` >= 4 refuses: the parquet copy
+    # lm-evaluation-harness reads (labels "1"-"3"), pinned.
+    hub=(HubSource(path="lighteval/siqa", name=lambda language: None, splits={"train": "train", "dev": "validation"},
+                   convert=hub_rows_to_examples, revision="54c6a1f8cb6daf4f5abf24a601852612fb35eb25"),),
 ))

@@ -31,13 +31,27 @@ FileTemplate = str | tuple[str, ...]
 
 @dataclass(frozen=True)
 class HubSource:
-    """Where the task lives on the Hugging Face Hub and how its rows become stilts examples."""
+    """Where the task lives on the Hugging Face Hub and how its rows become stilts examples. Every
+    source is a repository of data files (`datasets` >= 4 refuses loading scripts), recorded with
+    its features in stilts/tasks/hub_schema.json."""
 
     path: str
     name: Callable[[str], str | None]  # language -> dataset config name
     splits: Mapping[str, str]  # stilts split -> hub split
     convert: Callable[[Any, str], list[Example]]  # (hub dataset, language) -> examples
     languages: tuple[str, ...] = ()  # the languages this part serves; empty = all
+    # A commit, for a repository that is not the data's original publisher (a mirror or a
+    # conversion): its content cannot drift under a stage key. None = the publisher's main branch.
+    revision: str | None = None
+
+    def serves(self, split: str, language: str) -> bool:
+        return split in self.splits and (not self.languages or language in self.languages)
+
+    def describe(self, split: str, language: str) -> str:
+        """`path@revision (config) split`, as the prepare table and error messages name it."""
+        name = self.name(language)
+        pinned = f"@{self.revision[:10]}" if self.revision else ""
+        return f"{self.path}{pinned}{f' ({name})' if name else ''} {self.splits[split]}"
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,9 @@ class TaskSpec:
     # (glob pattern of a path under data.root, reader) for files in another format than `reader`
     # reads, e.g. XTREME's translate-train files; the first matching pattern wins.
     file_readers: tuple[tuple[str, Reader], ...] = ()
+    # Evaluation splits besides the evaluated one that scoring reads (BUCC tunes its threshold on dev).
+    tuned_on: tuple[str, ...] = ()
+    hub_gap: str = ""  # why some languages are not on the Hub and where they come from instead
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:

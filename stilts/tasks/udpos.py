@@ -54,6 +54,9 @@ UDPOS = register(TaskSpec(
         "Run google-research/xtreme's scripts/download_data.sh (udpos/), or give UD treebanks "
         "(DIR/udpos/<any folders>/<lang>_*-ud-<split>.conllu)."
     ),
-    hub=(HubSource(path="google/xtreme", name=lambda language: f"udpos.{(LANGUAGE_NAMES | XTREME_R_NAMES)[language]}",
-                  splits={"train": "train", "dev": "validation", "test": "test"}, convert=hub_rows_to_examples),),
+    hub=(HubSource(path="google/xtreme", name=lambda language: f"udpos.{LANGUAGE_NAMES[language]}",
+                   splits={"train": "train", "dev": "validation", "test": "test"}, convert=hub_rows_to_examples,
+                   languages=tuple(LANGUAGE_NAMES)),),
+    hub_gap=(f"udpos: XTREME-R's extra UD POS languages ({' '.join(XTREME_R_NAMES)}) are not on the Hugging Face Hub "
+             "(google/xtreme has XTREME's 33): they come from UD treebanks"),
 ))
