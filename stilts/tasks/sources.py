@@ -110,6 +110,16 @@ def _templates(spec: TaskSpec, split: str, language: str) -> list[str]:
             for template in spec.files.get(split, ())]
 
 
+def describe_source(spec: TaskSpec, split: str, language: str, source: str, root: str | Path | None) -> str:
+    """Where a split and language are read from, before reading it: Hub datasets or file templates."""
+    try:
+        if uses_hub(spec, split, language, source, root):
+            return " + ".join(part.describe(split, language) for part in hub_parts(spec, split, language))
+    except StiltsError:
+        pass
+    return " or ".join(_templates(spec, split, language))
+
+
 def load_hub_dataset(part: HubSource, split: str, language: str):
     """One Hub dataset split, downloaded into (or read from) the `datasets` cache that every run and
     `stilts.prepare` share; a failure is one line naming the dataset and how to work offline."""
