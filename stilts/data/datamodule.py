@@ -27,7 +27,7 @@ from stilts.data.decode import decode
 from stilts.data.sampling import LengthGroupedSampler, ResumableDataLoader, ResumableSampler
 from stilts.data.featurize import FEATURIZERS, MODEL_INPUTS, FeaturizeSettings
 from stilts.errors import StiltsError
-from stilts.tasks.gold import missing_gold
+from stilts.tasks.gold import missing_gold, with_stand_in_gold
 from stilts.tasks.sources import load_split
 from stilts.tasks.spec import Example, TaskSpec
 
@@ -184,7 +184,9 @@ class TaskDataModule(pl.LightningDataModule):
             log.warning("%s %s/%s: %s: predictions only, no metric. To score it, evaluate on the labelled dev set "
                         "(target.eval_split=dev) or give the labelled release of the file", self.spec.name, split,
                         language, no_gold)
-        return EvalSet(language, split, loaded.examples, self._featurize(loaded.examples, split, language), no_gold)
+        features = self._featurize(with_stand_in_gold(self.spec, loaded.examples) if no_gold else loaded.examples,
+                                   split, language)
+        return EvalSet(language, split, loaded.examples, features, no_gold)
 
     def _build(self) -> None:
         if self.train:

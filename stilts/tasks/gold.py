@@ -41,3 +41,16 @@ def missing_gold(spec: TaskSpec, examples: Sequence[Example]) -> str | None:
     if len(examples) >= PLACEHOLDER_MIN_EXAMPLES and len(set(values)) == 1:
         return f"every gold {'tag' if spec.head == 'tagging' else 'label'} is {values[0]!r} (a placeholder)"
     return None
+
+
+def with_stand_in_gold(spec: TaskSpec, examples: Sequence[Example]) -> list[Example]:
+    """Examples whose missing gold is filled with a stand-in, so a set without gold can be featurized
+    and predicted (the stand-in is never scored: the set is marked as having no gold)."""
+    if spec.head == "tagging":
+        stand_in = spec.fallback_label or spec.labels[0]
+        return [example if example["tags"] is not None else {**example, "tags": [stand_in] * len(example["tokens"])}
+                for example in examples]
+    if spec.head in ("classification", "multiple_choice"):
+        stand_in = spec.labels[0] if spec.head == "classification" else 0
+        return [example if example["label"] is not None else {**example, "label": stand_in} for example in examples]
+    return list(examples)
