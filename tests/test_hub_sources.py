@@ -263,3 +263,22 @@ def test_an_unreachable_hub_is_one_line_naming_the_dataset_and_prepare(monkeypat
         load_examples(get_task("cosmosqa"), "train", "en", "hub", None)
     message = str(error.value)
     assert "\n" not in message and "Samsoup/cosmos_qa@5511553160" in message and "stilts.prepare" in message
+
+
+def test_a_source_change_is_a_new_stage_key(monkeypatch) -> None:
+    """Another repository or revision of a Hub source trains another stage (features are cached by
+    the examples' content, so they follow the data on their own)."""
+    import dataclasses
+
+    import stilts.tasks
+    from stilts.pipeline import plan_stages
+    from tests.test_configs import compose_config
+
+    cfg = compose_config("+intermediate=cosmosqa", "target=xnli", "model=tiny")
+    before = plan_stages(cfg)[0].key
+    spec = get_task("cosmosqa")
+    moved = dataclasses.replace(spec, hub=(dataclasses.replace(spec.hub[0], revision="0" * 40),))
+    monkeypatch.setitem(stilts.tasks._TASKS, "cosmosqa", moved)
+    assert plan_stages(cfg)[0].key != before
+    assert plan_stages(compose_config("+intermediate=cosmosqa", "target=xnli", "model=tiny", "data=sample"))[0].key \
+        not in (before, plan_stages(cfg)[0].key)
