@@ -254,17 +254,6 @@ def test_hub_with_a_data_root_reads_what_the_hub_does_not_serve_from_files(hub) 
     assert hub == [("facebook/xnli", "de", "validation")]  # what the Hub serves still comes from it
 
 
-def test_an_unreachable_hub_is_one_line_naming_the_dataset_and_prepare(monkeypatch) -> None:
-    def offline(*args, **kwargs):
-        raise ConnectionError("Couldn't reach 'Samsoup/cosmos_qa' on the Hub (OfflineModeIsEnabled)\nmore")
-
-    monkeypatch.setattr(datasets, "load_dataset", offline)
-    with pytest.raises(StiltsError) as error:
-        load_examples(get_task("cosmosqa"), "train", "en", "hub", None)
-    message = str(error.value)
-    assert "\n" not in message and "Samsoup/cosmos_qa@5511553160" in message and "stilts.prepare" in message
-
-
 def test_a_source_change_is_a_new_stage_key(monkeypatch) -> None:
     """Another repository or revision of a Hub source trains another stage (features are cached by
     the examples' content, so they follow the data on their own)."""

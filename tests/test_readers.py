@@ -388,8 +388,8 @@ def test_hub_unreachable_names_dataset_and_quickstart(monkeypatch) -> None:
     with pytest.raises(StiltsError) as info:
         load_examples(get_task("xnli"), "test", "sw", "hub", None)
     message = str(info.value)
-    assert "facebook/xnli" in message
-    assert "experiment=quickstart" in message
+    assert "facebook/xnli (sw) test" in message and "\n" not in message
+    assert "experiment=quickstart" in message and "python -m stilts.prepare" in message
     assert "ConnectionError" in message
     assert "more detail" not in message  # first line of the cause only
 
