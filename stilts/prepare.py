@@ -22,7 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from stilts.errors import DataMalformed, DataMissing, HubUnreachable, StiltsError
+from stilts.errors import DataMissing, HubUnreachable, StiltsError
 from stilts.files import write_json_atomic
 
 PROBLEMS = ("missing", "malformed", "unreachable")  # statuses that make prepare exit 1
@@ -113,23 +113,6 @@ def _status(error: StiltsError) -> str:
     return "missing" if isinstance(error, DataMissing) else "malformed"
 
 
-def _recorded_rows_note(need: Need) -> list[str]:
-    """A Hub split whose row count differs from the published one recorded in hub_schema.json."""
-    from stilts.tasks import get_task
-    from stilts.tasks.hub_schema import recorded_source
-    from stilts.tasks.sources import hub_parts, load_hub_dataset
-
-    notes = []
-    for part in hub_parts(get_task(need.task), need.split, need.language):
-        config, split = part.name(need.language), part.splits[need.split]
-        entry = recorded_source(part.path, config) or {}
-        published = {**entry.get("rows", {}).get("*", {}), **entry.get("rows", {}).get(config or "", {})}.get(split)
-        rows = len(load_hub_dataset(part, need.split, need.language))  # cached by now: no second download
-        if published is not None and rows != published:
-            notes.append(f"{part.describe(need.split, need.language)}: {rows} rows, {published} published")
-    return notes
-
-
 def check_need(need: Need, evaluated: bool) -> Checked:
     """Read one need through the runs' own loader; an evaluated split without gold is a warning
     (its run predicts but does not score it), training or selection data without gold an error."""
@@ -151,12 +134,11 @@ def check_need(need: Need, evaluated: bool) -> Checked:
         loaded = load_split(spec, need.split, need.language, need.source, need.root)
         checked.rows, checked.size = len(loaded.examples), loaded.size
         checked.source = loaded.origin if hub else loaded.origin.replace(f"{Path(need.root).expanduser()}/", "")
-        if hub:
-            checked.notes += _recorded_rows_note(need)
+        checked.notes += loaded.notes
     except StiltsError as error:
         checked.status, checked.message = _status(error), str(error)
         return checked
-    reason = None if spec.head in ("mlm", "dual_encoder") else missing_gold(spec, loaded.examples)
+    reason = missing_gold(spec, loaded.examples)
     if reason is not None:
         if evaluated:
             checked.status = "no gold"

@@ -271,3 +271,12 @@ def test_a_source_change_is_a_new_stage_key(monkeypatch) -> None:
     assert plan_stages(cfg)[0].key != before
     assert plan_stages(compose_config("+intermediate=cosmosqa", "target=xnli", "model=tiny", "data=sample"))[0].key \
         not in (before, plan_stages(cfg)[0].key)
+
+
+def test_a_row_count_unlike_the_published_one_is_noted(monkeypatch) -> None:
+    from stilts.tasks.sources import load_split
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, config=None, split=None, revision=None:
+                        generated_dataset(path, config, "de"))
+    loaded = load_split(get_task("xnli"), "test", "de", "hub", None)
+    assert loaded.notes == ("facebook/xnli (de) test: 4 rows, 5010 published",)

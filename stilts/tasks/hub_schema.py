@@ -32,6 +32,12 @@ def recorded_source(path: str, config: str | None) -> Mapping[str, Any] | None:
     return next((entry for entry in hub_schema() if entry["path"] == path and config in entry["configs"]), None)
 
 
+def published_rows(path: str, config: str | None, split: str) -> int | None:
+    """The published row count of a recorded split (per config, or `*` for every config), if known."""
+    rows = (recorded_source(path, config) or {}).get("rows", {})
+    return {**rows.get("*", {}), **rows.get(config or "", {})}.get(split)
+
+
 def describe_feature(feature: Any) -> Any:
     """A `datasets` feature in the schema's compact form (integer widths are not told apart: the
     converters read Python ints, and Hub conversions change int32 to int64)."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from stilts.errors import DataMalformed, DataMissing, HubUnreachable, StiltsError
-from stilts.tasks.hub_schema import check_hub_features
+from stilts.tasks.hub_schema import check_hub_features, published_rows
 from stilts.tasks.spec import Example, HubSource, Reader, TaskSpec
 
 SAMPLES_ROOT = Path(__file__).resolve().parents[1] / "samples"
@@ -78,6 +78,7 @@ class Loaded:
     examples: list[Example]
     origin: str
     size: int
+    notes: tuple[str, ...] = ()  # e.g. a Hub split whose row count differs from the published one
 
 
 def hub_parts(spec: TaskSpec, split: str, language: str) -> list[HubSource]:
@@ -154,13 +155,16 @@ def _convert(spec: TaskSpec, part: HubSource, split: str, language: str, dataset
 
 
 def _load_hub(spec: TaskSpec, split: str, language: str) -> Loaded:
-    examples, origins, size = [], [], 0
+    examples, origins, size, notes = [], [], 0, []
     for part in hub_parts(spec, split, language):
         dataset = load_hub_dataset(part, split, language)
         examples += _convert(spec, part, split, language, dataset)
         origins.append(part.describe(split, language))
         size += _cache_bytes(dataset)
-    return Loaded(examples, " + ".join(origins), size)
+        published = published_rows(part.path, part.name(language), part.splits[split])
+        if published is not None and len(dataset) != published:
+            notes.append(f"{part.describe(split, language)}: {len(dataset)} rows, {published} published")
+    return Loaded(examples, " + ".join(origins), size, tuple(notes))
 
 
 def _load_files(spec: TaskSpec, split: str, language: str, root: str | Path | None) -> Loaded:
