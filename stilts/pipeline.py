@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from safetensors.torch import load_file
 
-from stilts import stages
+from stilts import jobstate, stages
 from stilts.data.datamodule import FEATURES_VERSION
 from stilts.errors import StiltsError
 from stilts.files import file_record, read_json, replace_folder, tree_records, write_json_atomic, write_text_atomic
@@ -148,6 +148,11 @@ def plan_stages(cfg: DictConfig, pretrained: str | None = None, intermediate_onl
     return planned
 
 
+def _waiting_for(what: str) -> Callable[[dict[str, Any]], None]:
+    """Records in the sweep job's state that it waits for a lock another job holds."""
+    return lambda owner: jobstate.update(state="waiting", stage=what, waiting_for=owner)
+
+
 def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: str,
                   run_name: str) -> tuple[dict[str, Any], bool]:
     """The stage's summary and whether it was reused: reused when finished and intact, else trained
@@ -162,7 +167,8 @@ def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained
         return summary, True
     summary = stages.finished(stage.directory)
     if summary is None:
-        with stages.training_lock(stage.directory, f"stage {stage.name}"):
+        with stages.training_lock(stage.directory, f"stage {stage.name}", on_wait=_waiting_for(stage.name)):
+            jobstate.update(state="running", stage=stage.name, waiting_for=None)
             summary = stages.finished(stage.directory)  # another job may have finished it meanwhile
             if summary is None:
                 stages.claim(stage.directory)
@@ -285,7 +291,7 @@ def _run_lock(run_dir: Path) -> Iterator[None]:
     if rank_zero_only.rank != 0:
         yield
         return
-    with stages.training_lock(run_dir, f"run {run_dir}"):
+    with stages.training_lock(run_dir, f"run {run_dir}", on_wait=_waiting_for(f"run {run_dir.name}")):
         yield
 
 

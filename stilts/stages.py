@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,20 +139,25 @@ def publish(directory: Path, summary: Mapping[str, Any]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def training_lock(directory: Path, name: str) -> Iterator[None]:
-    """Hold the stage's lock; while another job holds it, say who and for how long."""
+def training_lock(directory: Path, name: str,
+                  on_wait: Callable[[dict[str, Any]], None] | None = None) -> Iterator[None]:
+    """Hold the stage's lock; while another job holds it, say who at once and then every minute
+    (`on_wait` gets the holder's record: job, pid, host, since)."""
     directory.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(directory / LOCK_FILE))
-    started = time.monotonic()
+    started, timeout = time.monotonic(), 0.0
     while True:
         try:
-            lock.acquire(timeout=WAIT_REPORT_SECONDS)
+            lock.acquire(timeout=timeout)
             break
         except Timeout:
             owner = read_json(directory / OWNER_FILE) or {}
-            log.info("Stage %s: waiting for job %s (pid %s on %s, since %s) to finish training it (%.0f s so far)",
-                     name, owner.get("job", "?"), owner.get("pid", "?"), owner.get("host", "?"),
+            log.info("%s: waiting for job %s (pid %s on %s, since %s) to finish training it (%.0f s so far)",
+                     name[:1].upper() + name[1:], owner.get("job", "?"), owner.get("pid", "?"), owner.get("host", "?"),
                      owner.get("since", "?"), time.monotonic() - started)
+            if on_wait is not None:
+                on_wait(owner)
+            timeout = WAIT_REPORT_SECONDS
         except NotImplementedError as error:  # a file system without flock support
             raise StiltsError(f"cannot lock {directory / LOCK_FILE}: {error}; put paths.stages_dir on a file "
                               "system with file locks (e.g. NFSv4, or Lustre mounted with -o flock)") from None

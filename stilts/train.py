@@ -23,7 +23,9 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from stilts.errors import StiltsError
 from stilts.identity import model_tag, run_key
 from stilts.results import RESULTS_FILE, finished_results, format_table
-from stilts.sweep import FAILED_FILE, record_failure, record_job, sweep_id
+from stilts import jobstate
+from stilts.stages import job_token
+from stilts.sweep import FAILED_FILE, open_job_record, record_failure, slurm_gpus, slurm_tasks, sweep_id
 from stilts.tasks.sources import SAMPLES_ROOT
 
 # Training, evaluation and the task registry are imported when a job runs, not at import: `--help`
@@ -84,6 +86,8 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("stilts.model_tag", model_tag, replace=True)
     OmegaConf.register_new_resolver("stilts.run_key", _job_run_key, replace=True)
     OmegaConf.register_new_resolver("stilts.precision", default_precision, replace=True)
+    OmegaConf.register_new_resolver("stilts.slurm_gpus", slurm_gpus, replace=True)
+    OmegaConf.register_new_resolver("stilts.slurm_tasks", slurm_tasks, replace=True)
 
 
 register_resolvers()
@@ -112,12 +116,12 @@ def _run(cfg: DictConfig, multirun: bool, run_dir: Path) -> dict:
         log.info("%s exists: skipping this run (overwrite=true to redo it)", Path(cfg.paths.run_dir) / RESULTS_FILE)
         if launch_rank() == 0:
             print(format_table(finished, columns=list(get_task(cfg.target.name).main_metrics)), flush=True)
-        return {"status": "skipped", "score": finished.get("score")}
+        return {"state": "skipped", "score": finished.get("score")}
     from stilts.pipeline import print_results, run_pipeline
 
     results, skipped = run_pipeline(cfg)
     print_results(results, get_task(cfg.target.name))
-    return {"status": "skipped" if skipped else "done", "score": results.get("score")}
+    return {"state": "skipped" if skipped else "done", "score": results.get("score")}
 
 
 @hydra.main(version_base="1.3", config_path="pkg://stilts.conf", config_name="config")
@@ -128,9 +132,13 @@ def main(cfg: DictConfig) -> None:
     with open_dict(cfg):  # results follow hydra.run.dir / hydra.sweep.dir
         cfg.paths.run_dir = str(run_dir)
     rank_zero = launch_rank() == 0  # files are written by rank 0 alone
+    if rank_zero and multirun:
+        open_job_record(run_dir, job_token())
+    elif rank_zero and os.environ.get(jobstate.RECORD_VARIABLE):  # a multirun's DDP job, run alone
+        jobstate.attach_record(Path(os.environ[jobstate.RECORD_VARIABLE]))
     try:
         outcome = _run(cfg, multirun, run_dir)
-        if rank_zero and outcome["status"] != "failed":
+        if rank_zero and outcome["state"] != "failed":
             (run_dir / FAILED_FILE).unlink(missing_ok=True)
     except (StiltsError, OmegaConfBaseException) as error:
         if rank_zero:
@@ -139,16 +147,16 @@ def main(cfg: DictConfig) -> None:
             print(f"error: {_message(error)}", file=sys.stderr, flush=True)
             sys.exit(2)
         log.error("error: %s", _message(error))
-        outcome = {"status": "failed", "error": _message(error)}
+        outcome = {"state": "failed", "error": _message(error)}
     except Exception as error:  # a bug: the traceback goes to the job's log; a multirun goes on
         if rank_zero:
             record_failure(run_dir, f"{type(error).__name__}: {error} (internal error; traceback in the job's log)")
         if not multirun:
             raise
         log.exception("error: job failed")
-        outcome = {"status": "failed", "error": f"{type(error).__name__}: {error}"}
-    if multirun:
-        record_job(dict(outcome, run_dir=str(run_dir)))
+        outcome = {"state": "failed", "error": f"{type(error).__name__}: {error}"}
+    if multirun and rank_zero:
+        jobstate.close_record(**outcome)
 
 
 if __name__ == "__main__":

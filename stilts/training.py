@@ -23,10 +23,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities import rank_zero_only
 from safetensors.torch import save
 
-from stilts import stages
+from stilts import jobstate, stages
 from stilts.data.datamodule import TaskDataModule
 from stilts.data.mixture import MixtureDataModule, MixtureSettings
 from stilts.data.multitask import common_accumulation
@@ -124,8 +125,11 @@ def make_trainer(cfg: DictConfig, stage: Stage, loggers: list[Any], callbacks: l
     if len(stage.tasks) > 1 and cfg.trainer.get("strategy") == "ddp":
         # A multi-task step uses one head: the others get no gradient, which plain DDP rejects.
         overrides.setdefault("strategy", "ddp_find_unused_parameters_true")
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():  # stop signals are StopSignals' (and submitit's requeue), not Lightning's too
+        plugins.append(SLURMEnvironment(auto_requeue=False))
     return factory(logger=loggers or False, callbacks=callbacks, default_root_dir=str(stage.directory),
-                   plugins=[AtomicCheckpointIO()], **overrides)
+                   plugins=plugins, **overrides)
 
 
 def write_predictions(spec: TaskSpec, datamodule: TaskDataModule, stage: str, folder: Path) -> None:
@@ -187,6 +191,18 @@ def _epochs(cfg: DictConfig, task: StageTask) -> int:
 
 def _effective(cfg: DictConfig, task: StageTask) -> int:
     return cfg.train.effective_batch_size or task.settings["effective_batch_size"]
+
+
+class ReportProgress(pl.Callback):
+    """The stage and optimizer step in the sweep job's record (`stilts.sweep status`)."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
+        if trainer.is_global_zero and jobstate.step_due(self.stage):
+            steps = trainer.estimated_stepping_batches
+            jobstate.training_step(self.stage, trainer.global_step, int(steps) if math.isfinite(steps) else None)
 
 
 class BestDevResults(pl.Callback):
@@ -328,7 +344,7 @@ def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: st
     selection = SelectionLog()
     best_results = BestDevResults(members)
     callbacks = [exact, best, ResumeCheckpoint(folder, cfg.train.checkpoint_every_n_steps, every), selection,
-                 best_results]
+                 best_results, ReportProgress(stage.name)]
     overrides: dict[str, Any] = {}
     if every:  # validation every N optimizer steps, counted across epochs (in micro-batches)
         overrides = {"val_check_interval": every * layout["accumulate_grad_batches"], "check_val_every_n_epoch": None}

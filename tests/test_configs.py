@@ -110,10 +110,24 @@ def test_defaults_follow_the_paper_protocol() -> None:
     assert xnli.max_length == 256 and xnli.effective_batch_size == 32
 
 
-def test_slurm_launcher_composes() -> None:
-    cfg = compose_config("hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", hydra_config=True)
-    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
-    assert cfg.hydra.launcher.tasks_per_node == 4
+@pytest.mark.parametrize("overrides,gpus,tasks", [
+    (("trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"), 4, 4),  # one task per GPU, on each of 2 nodes
+    (("trainer=gpu",), 1, 1),
+    (("trainer=default",), 1, 1),  # accelerator auto: runs on the node's GPU, so it asks for one
+    (("trainer=cpu",), None, 1),  # a CPU partition: no GPU requested
+    (("trainer=ddp_cpu",), None, 2),  # DDP on CPU: 2 tasks, no GPU
+    (("trainer=ddp_cpu", "hydra.launcher.tasks_per_node=1", "hydra.launcher.cpus_per_task=2"), None, 1),
+])
+def test_slurm_launcher_resources_follow_the_trainer(overrides, gpus, tasks) -> None:
+    from hydra.utils import instantiate
+
+    from hydra_plugins.stilts_launcher.slurm import SlurmLauncher
+
+    cfg = compose_config("hydra/launcher=slurm", *overrides, hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher.gpus_per_node == gpus and launcher.tasks_per_node == tasks
+    assert launcher.nodes == cfg.trainer.num_nodes and launcher.max_num_timeout > 0 and launcher.signal_delay_s >= 120
+    assert isinstance(instantiate(launcher), SlurmLauncher)
 
 
 def test_quickstart_uses_tiny_model_and_samples() -> None:

@@ -3,7 +3,9 @@ and carry the RNG state, so a stage killed at any point and rerun ends with the 
 
 from __future__ import annotations
 
+import logging
 import random
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,10 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins import TorchCheckpointIO
 
+from stilts.errors import StiltsError
 from stilts.files import HashingWriter, atomic_output, read_json, record_matches, write_json_atomic
+
+log = logging.getLogger(__name__)
 
 
 def _record_path(path: str | Path) -> Path:
@@ -71,18 +76,75 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((version, tuple(python_state), python_gauss))
 
 
+class StopSignals:
+    """The signals that ask a job to stop (SIGTERM: scancel, `scontrol requeue`, preemption; the
+    launcher's warning signal before a time limit: submitit's SIGUSR2, or SIGUSR1) are noted while
+    a stage trains instead of acted on at once: the job stops at the next point where a resume
+    checkpoint is valid, having saved it. Then the warning signal's own handler runs (submitit's:
+    requeue the job, exit) and SIGTERM ends the process; either way the rerun resumes exactly there.
+    Lightning's own SLURM requeue is switched off (`make_trainer`): one mechanism, not two."""
+
+    WARNINGS = (signal.SIGUSR1, signal.SIGUSR2)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.step: int | None = None  # the optimizer step at which it came
+        self._previous: dict[int, Any] = {}
+        self._trainer: pl.Trainer | None = None
+
+    def install(self, trainer: pl.Trainer) -> None:
+        """Take over SIGTERM and every warning signal someone handles (submitit does under SLURM)."""
+        self._trainer = trainer
+        for signum in (signal.SIGTERM, *self.WARNINGS):
+            previous = signal.getsignal(signum)
+            if signum == signal.SIGTERM or callable(previous):
+                self._previous[signum] = previous
+                signal.signal(signum, self._note)
+
+    def _note(self, signum: int, frame: Any) -> None:
+        if self.received is None:
+            self.received, self.step = signum, self._trainer.global_step if self._trainer else None
+            log.warning("Received %s at optimizer step %s: stopping after the next optimizer step, with a resume "
+                        "checkpoint", signal.Signals(signum).name, self.step)
+
+    def pending(self, trainer: pl.Trainer) -> bool:
+        """Whether any rank received a stop signal (every rank must stop at the same step)."""
+        if trainer.world_size > 1:
+            return trainer.strategy.reduce_boolean_decision(self.received is not None, all=False)
+        return self.received is not None
+
+    def stop(self, where: str) -> None:
+        """Act on the signal once the checkpoint is saved: the warning signal's own handler
+        (submitit: requeue and exit), else leave the process as the signal asked."""
+        signum = self.received or signal.SIGTERM  # a rank that did not receive it stops with the others
+        handler = self._previous.get(signum)
+        if signum != signal.SIGTERM and callable(handler):
+            try:
+                handler(signum, None)
+            except Exception as error:  # submitit: no timeouts left (hydra.launcher.max_num_timeout)
+                raise StiltsError(f"{signal.Signals(signum).name} and the job was not requeued: {error} The resume "
+                                  f"checkpoint {where} stays: submit the same command again to go on") from None
+        raise SystemExit(128 + signum)
+
+
 class ResumeCheckpoint(ModelCheckpoint):
     """`last.ckpt` every N optimizer steps, right after the step (never between the micro-batches of
     one accumulated step, whose gradients a checkpoint does not hold), and never at an epoch's last
     step: Lightning restarting from there skips that epoch's validation, so model selection would
     miss the epoch. After a crash at an epoch's end, the rerun replays from the last mid-epoch point.
-    With step-based model selection (`eval_every_steps`) the steps that validate are skipped alike."""
+    With step-based model selection (`eval_every_steps`) the steps that validate are skipped alike.
+    After a stop signal (`StopSignals`) it is written at the first such point, and the job stops."""
 
     def __init__(self, folder: Path, every_n_steps: int, eval_every_steps: int | None = None) -> None:
         super().__init__(dirpath=folder, filename="last", save_top_k=1, enable_version_counter=False,
                          every_n_train_steps=every_n_steps)
         self._step_at_batch_start = -1
         self._eval_every_steps = eval_every_steps
+        self.signals = StopSignals()
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self.signals.install(trainer)  # after Lightning's own handlers, which its teardown restores
 
     def on_train_batch_start(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
         self._step_at_batch_start = trainer.global_step
@@ -90,8 +152,22 @@ class ResumeCheckpoint(ModelCheckpoint):
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
         stepped = trainer.global_step != self._step_at_batch_start
         validates = bool(self._eval_every_steps) and trainer.global_step % self._eval_every_steps == 0
-        if stepped and not validates and not trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
-            super().on_train_batch_end(trainer, *args, **kwargs)
+        if not stepped or validates or trainer.fit_loop.epoch_loop.batch_progress.is_last_batch:
+            return
+        if self.signals.pending(trainer):
+            path = Path(self.dirpath) / f"{self.filename}{self.FILE_EXTENSION}"
+            trainer.save_checkpoint(path)
+            log.warning("Saved the resume checkpoint %s at optimizer step %d (the stop signal came at step %s)",
+                        path, trainer.global_step, self.signals.step)
+            self.signals.stop(f"{path} (step {trainer.global_step})")
+        super().on_train_batch_end(trainer, *args, **kwargs)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A signal that came after the last valid point (the epoch's last steps, its validation)
+        is acted on now: the rerun resumes from the last resume checkpoint."""
+        super().on_train_end(trainer, pl_module)
+        if self.signals.pending(trainer):
+            self.signals.stop("last saved before the signal")
 
 
 class SelectionLog(pl.Callback):
