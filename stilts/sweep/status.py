@@ -128,8 +128,10 @@ def describe(job: Mapping[str, Any], names: Mapping[str, int], now: float) -> st
 
 
 def _where(job: Mapping[str, Any]) -> str:
-    slurm = f"slurm {job['slurm_job']}" + (f" (requeued {job['slurm_restarts']}x)" if job.get("slurm_restarts") else "")
-    return slurm if job.get("slurm_job") else f"{job.get('host', '')} pid {job.get('pid', '')}" if job.get("pid") else ""
+    """The SLURM job (and how often it was requeued), else the host and process."""
+    if job.get("slurm_job"):
+        return f"slurm {job['slurm_job']}" + (f" (requeued {job['slurm_restarts']}x)" if job.get("slurm_restarts") else "")
+    return f"{job.get('host', '')} pid {job['pid']}" if job.get("pid") else ""
 
 
 def _counts_line(sweep: Sweep) -> str:
