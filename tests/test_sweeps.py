@@ -165,6 +165,10 @@ def test_a_failing_sweep_job_does_not_stop_the_others_and_a_rerun_finishes_it(tm
     assert str(train) in (failed / "train.log").read_text()
     for target in ("xnli", "udpos"):
         assert (run_folder(runs, target, "none", languages=["en"]) / "results.json").exists()
+    status = stilts("status", str(runs), module="stilts.sweep", cache=stilts_cache, cwd=tmp_path)
+    assert "3 jobs: 2 done, 0 skipped, 1 failed" in status.stdout, status.stdout + status.stderr
+    [row] = [line for line in status.stdout.splitlines() if " failed " in line]
+    assert str(train) in row and "pawsx/none" in row  # the first error line, the run folder
     hidden.rename(train)
     second = stilts(*sweep, cache=stilts_cache, cwd=tmp_path, timeout=900)
     assert second.returncode == 0, second.stderr[-3000:]

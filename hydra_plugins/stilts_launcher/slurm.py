@@ -1,8 +1,9 @@
 """SLURM through Hydra's submitit launcher, made to end well (`hydra/launcher=slurm`).
 
 The stock launcher waits for its jobs with `job.results()` and raises at the first cancelled or
-killed one, so the sweep's table is never printed. This one (a subclass, same parameters) refuses
-a cluster whose job states cannot be read (no `sacct`: submitit would wait forever), turns an
+killed one, so the sweep's table is never printed. This one (a subclass, same parameters; the sweep
+callback first refuses, with `check_accounting`, a cluster whose job states cannot be read: submitit
+would wait forever) turns an
 sbatch refusal into one line, logs the sweep's progress while it waits, and makes every job that
 ended without finishing (cancelled, killed, timed out for good, node failure, out of memory) a
 failed row with its scheduler state and first error line. Requeueing after a time limit or a
@@ -87,10 +88,6 @@ class SlurmLauncher(SubmititSlurmLauncher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from submitit.core.utils import FailedJobError, FailedSubmissionError
 
-        try:
-            check_accounting()
-        except StiltsError as error:
-            fail(error)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         arguments = [(list(overrides), "hydra.sweep.dir", initial_job_idx + index,

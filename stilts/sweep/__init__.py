@@ -111,7 +111,7 @@ class SweepReport(Callback):
             check_writable(config.hydra.sweep.dir, "hydra.sweep.dir")
             if str(config.hydra.launcher.get("_target_", "")).startswith("hydra_plugins.stilts_launcher"):
                 check_slurm_resources(config.trainer)
-                _register_launcher()
+                _register_launcher().check_accounting()
         except StiltsError as error:
             fail(error)
         _write_plan(config)
@@ -141,13 +141,15 @@ def slurm_tasks(strategy: Any, devices: Any) -> int:
     return devices if str(strategy).startswith("ddp") and isinstance(devices, int) else 1
 
 
-def _register_launcher() -> None:
+def _register_launcher() -> Any:
     """Hydra finds plugins by walking the `hydra_plugins` namespace, which misses an editable
-    install (`pip install -e`); registering the class by hand works for every kind of install."""
+    install (`pip install -e`); registering the class by hand works for every kind of install.
+    Returns the launcher's module (its checks run before anything is submitted)."""
     from hydra.core.plugins import Plugins
-    from hydra_plugins.stilts_launcher.slurm import SlurmLauncher
+    from hydra_plugins.stilts_launcher import slurm
 
-    Plugins.instance().register(SlurmLauncher)
+    Plugins.instance().register(slurm.SlurmLauncher)
+    return slurm
 
 
 def check_slurm_resources(trainer: DictConfig) -> None:
