@@ -76,13 +76,11 @@ def training_step(stage: str, step: int, steps: int | None) -> None:
     update(state="running", stage=stage, step=step, steps=steps, waiting_for=None)
 
 
-def close_record(**fields: Any) -> dict[str, Any]:
-    """The job's final state (`done`, `skipped` or `failed`); returns the whole record."""
+def close_record(**fields: Any) -> None:
+    """The job's final state (`done`, `skipped` or `failed`)."""
     global _record
     update(**fields)
-    document = dict(_fields)
     _record = None
-    return document
 
 
 def write_record(path: Path, record: dict[str, Any]) -> None:

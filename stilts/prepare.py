@@ -60,10 +60,10 @@ def job_configs(overrides: Sequence[str], multirun: bool) -> list[DictConfig]:
     """The composed config of every job `stilts.train [-m] OVERRIDES` would run, as Hydra's basic
     sweeper expands it (the preset's hydra.sweeper.params, then the command line)."""
     from hydra import initialize_config_module
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
+
+    from stilts.sweep import sweep_jobs
 
     import stilts.train  # noqa: F401  (registers the stilts.* resolvers the configs use)
 
@@ -74,11 +74,8 @@ def job_configs(overrides: Sequence[str], multirun: bool) -> list[DictConfig]:
         base = hydra.compose_config("config", list(overrides), run_mode=mode, with_log_configuration=False)
         if not multirun:
             return [base]
-        params = [f"{key}={value}" for key, value in (base.hydra.sweeper.get("params") or {}).items()]
-        parsed = OverridesParser.create().parse_overrides(params + list(overrides))
-        jobs = BasicSweeper.split_arguments(parsed, None)[0]
         return [hydra.compose_config("config", job, run_mode=RunMode.RUN, with_log_configuration=False)
-                for job in jobs]
+                for job in sweep_jobs(overrides, base.hydra.sweeper.get("params"))]
 
 
 def job_needs(cfg: DictConfig) -> tuple[set[Need], tuple[str, Any]]:
