@@ -51,7 +51,10 @@ def cluster() -> None:
 
 
 def _environment(cache: Path) -> dict[str, str]:
-    return dict(os.environ, STILTS_CACHE=str(cache), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline")
+    # One torch thread per process: the jobs (1 CPU each) and a local reference run share 2 cores,
+    # and torch's default of a thread per core makes them spin against each other (15 times slower).
+    return dict(os.environ, STILTS_CACHE=str(cache), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="offline",
+                OMP_NUM_THREADS="1")
 
 
 def _submit(*args: str, cache: Path, cwd: Path) -> subprocess.Popen:
@@ -139,8 +142,12 @@ def test_preemption_and_a_time_limit_requeue_the_job_which_ends_with_the_uninter
         cluster, tmp_path, stilts_cache) -> None:
     """One job, preempted (`scontrol requeue`) while it trains, then cut by its 2-minute time limit:
     both times it saves a resume checkpoint after the current optimizer step and is requeued (no
-    manual rerun); its metrics are those of the same run, uninterrupted, beside it."""
-    run = ("+intermediate=none", "target=xnli", "train.max_epochs=300", "train.checkpoint_every_n_steps=100000")
+    manual rerun); its metrics are those of the same run, uninterrupted, beside it.
+
+    slurmctld sends the time-limit signal (USR2, 60 s before the limit) on its 30-s time-limit pass,
+    so 30 to 60 s into the second attempt: the run trains long enough to still be training then.
+    Once that signal came, the limit is raised so the third attempt finishes without another one."""
+    run = ("+intermediate=none", "target=xnli", "train.max_epochs=1000", "train.checkpoint_every_n_steps=100000")
     reference = subprocess.Popen([sys.executable, "-m", "stilts.train", *QUICKSTART, *run], cwd=tmp_path,
                                  env=dict(_environment(stilts_cache)), stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
@@ -153,6 +160,10 @@ def test_preemption_and_a_time_limit_requeue_the_job_which_ends_with_the_uninter
     job = _wait_until(lambda: _records(runs).get(0) if (_records(runs).get(0, {}).get("step") or 0) > 10 else None,
                       "the job to train 10 steps")
     subprocess.run(["scontrol", "requeue", job["slurm_job"]], check=True)  # what preemption by requeue does
+    _wait_until(lambda: "Received SIGUSR2" in _logs(runs) or submitted.poll() is not None,
+                "the time-limit signal", timeout=600)
+    if submitted.poll() is None:
+        subprocess.run(["scontrol", "update", f"JobId={job['slurm_job']}", "TimeLimit=30"], check=True)
     stdout, stderr = submitted.communicate(timeout=900)
     wall = time.monotonic() - started
     assert submitted.returncode == 0, stdout[-2000:] + stderr[-3000:]
