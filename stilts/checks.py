@@ -17,7 +17,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from stilts.errors import StiltsError
 from stilts.eval.transferability import ESTIMATES
 from stilts.mixtures import expand_intermediate, intermediate_preset, is_mixture
-from stilts.stages import Stage
+from stilts.store.stages import Stage
 from stilts.tasks import get_task
 from stilts.tasks.sources import find_files
 from stilts.tasks.spec import TaskSpec
@@ -25,7 +25,7 @@ from stilts.tasks.spec import TaskSpec
 POSITIVE_INTS = ("train.micro_batch_size", "train.eval_batch_size", "train.checkpoint_every_n_steps")
 OPTIONAL_POSITIVE_INTS = ("train.effective_batch_size", "train.max_epochs", "train.eval_every_steps",
                           "train.eval_subset", "train.patience")
-BOOLS = ("overwrite", "keep_checkpoints")
+BOOLS = ("overwrite", "keep_checkpoints", "keep_target_encoders")
 STAGE_INTS = ("epochs", "effective_batch_size", "max_length", "doc_stride", "max_query_length")
 REQUIRED_STAGE_INTS = ("epochs", "effective_batch_size")
 RANK_KEYS = ("candidates", "method", "rank")  # conf/rank.yaml's own keys, beside the training config's

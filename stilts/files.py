@@ -15,13 +15,45 @@ from typing import Any, BinaryIO
 CHUNK = 1 << 20
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux tells it (/proc), else set and
+    restored at once."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status", encoding="ascii") as status:
+            return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def umask_mode(directory: bool = False) -> int:
+    """The mode a plain open() or mkdir() would give (0644 / 0755 under umask 0022, group-writable
+    under 0002): temporary files (0600) and folders (0700) get it before they take their final name,
+    so a colleague reads a shared store."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
+def apply_umask_modes(folder: str | Path) -> None:
+    """Give a folder written by a library (safetensors writes 0600, temporary folders are 0700),
+    and everything below it, the modes the umask gives, before it takes its final name."""
+    file_mode, folder_mode = umask_mode(), umask_mode(directory=True)
+    os.chmod(folder, folder_mode)
+    for root, folders, files in os.walk(folder):
+        for name in folders:
+            os.chmod(os.path.join(root, name), folder_mode)
+        for name in files:
+            os.chmod(os.path.join(root, name), file_mode)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | Path, mode: str = "wb") -> Iterator[BinaryIO]:
     """Write to a temporary file beside `path`, flush it to disk, then rename it into place: a
-    reader never sees half a file, and a crash or a full disk leaves the previous version intact."""
+    reader never sees half a file, and a crash or a full disk leaves the previous version intact.
+    The final file has the mode the umask gives, like any file the user writes."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(handle, umask_mode())
     try:
         with os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as stream:
             yield stream
@@ -78,6 +110,11 @@ def file_record(path: str | Path) -> dict[str, Any]:
     return {"size": Path(path).stat().st_size, "sha256": sha256.hexdigest()}
 
 
+def checksum_record_path(path: str | Path) -> Path:
+    """Where a large file written with a HashingWriter keeps its record (size, sha256, facts)."""
+    return Path(f"{path}.sha256.json")
+
+
 def record_matches(path: str | Path, record: Any) -> bool:
     """Whether the file at `path` still has the size and checksum recorded for it."""
     path = Path(path)
@@ -106,3 +143,26 @@ def replace_folder(staging: Path, final: Path) -> None:
         os.replace(final, old)
     os.replace(staging, final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def human_bytes(count: float) -> str:
+    """Bytes in decimal units, as disk quotas and `du --si` count them (XLM-R large: 2.2 GB)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(count) < 1000:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"
+
+
+def folder_bytes(folder: str | Path, skip: tuple[str, ...] = ()) -> int:
+    """Bytes of the files below `folder` (0 when it is gone), except hidden ones and top-level
+    entries named in `skip`; a file removed while it is counted is not counted."""
+    total = 0
+    for root, folders, files in os.walk(folder):
+        top = Path(root) == Path(folder)
+        folders[:] = [name for name in folders if not name.startswith(".") and not (top and name in skip)]
+        for name in files:
+            if not name.startswith(".") and not (top and name in skip):
+                with contextlib.suppress(FileNotFoundError):
+                    total += os.stat(os.path.join(root, name)).st_size
+    return total

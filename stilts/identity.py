@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 STAGE_FORMAT = 4  # 4: heads/<task>.safetensors, per-task facts in stage.json, mixtures
 
 # Top-level keys that never change a number.
-INFRASTRUCTURE_TOP = frozenset({"hydra", "paths", "logger", "overwrite", "keep_checkpoints"})
+INFRASTRUCTURE_TOP = frozenset({"hydra", "paths", "logger", "overwrite", "keep_checkpoints", "keep_target_encoders"})
 # Keys below a top-level key that never change a number.
 INFRASTRUCTURE = {
     "data": frozenset({"root", "cache_dir", "num_workers"}),

@@ -14,6 +14,7 @@ one, and a finished run is skipped.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import warnings
@@ -27,10 +28,12 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from safetensors.torch import load_file
 
-from stilts import jobstate, stages
+from stilts import jobstate
+from stilts.store import stages
 from stilts.data.datamodule import FEATURES_VERSION
 from stilts.errors import StiltsError
-from stilts.files import file_record, read_json, replace_folder, tree_records, write_json_atomic, write_text_atomic
+from stilts.files import (file_record, human_bytes, read_json, replace_folder, tree_records, write_json_atomic,
+                          write_text_atomic)
 from stilts.identity import STAGE_FORMAT, comparison_keys, config_identity, digest, model_tag, run_key, trainer_identity
 from stilts.model.embeddings import EmbeddingSettings, SentenceEmbedder
 from stilts.model.encoder import load_encoder, load_tokenizer, resolve_pretrained
@@ -39,7 +42,7 @@ from stilts.model.module import StiltsModule
 from stilts.checks import check_no_evaluation_data
 from stilts.results import RESULTS_FILE, build_results, describe_stage, format_table, intermediate_metrics, read_results
 from stilts.mixtures import expand_intermediate, is_mixture
-from stilts.stages import Stage, StageTask
+from stilts.store.stages import Stage, StageTask
 from stilts.tasks import get_task
 from stilts.tasks.sources import check_languages, find_files, hub_parts, uses_hub
 from stilts.tasks.spec import TaskSpec
@@ -153,23 +156,57 @@ def _waiting_for(what: str) -> Callable[[dict[str, Any]], None]:
     return lambda owner: jobstate.update(state="waiting", stage=what, waiting_for=owner)
 
 
-def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: str,
-                  run_name: str) -> tuple[dict[str, Any], bool]:
-    """The stage's summary and whether it was reused: reused when finished and intact, else trained
-    here, under the stage's lock (a job that needs a stage another job is training waits, then
-    reuses it). Under DDP, rank 0 decides and the other ranks follow it."""
+def encoders_needed(planned: Sequence[Stage]) -> list[bool]:
+    """Which stages' encoders this run reads: the last stage's (evaluated or embedding) and the
+    parent of every stage it will train. Only target stages (and their recipes) drop encoders, so
+    the walk back ends at the first intermediate stage, which keeps its encoder."""
+    needed = [stage.role == "intermediate" for stage in planned]
+    if planned:
+        needed[-1] = True
+    for index in range(len(planned) - 1, 0, -1):
+        if planned[index - 1].role == "intermediate":
+            break
+        summary = stages.finished(planned[index].directory, set_aside_damaged=False)
+        needed[index - 1] = summary is None or (needed[index] and not stages.has_encoder(summary))
+    return needed
+
+
+def _trained_again(stage: Stage, summary: Mapping[str, Any]) -> None:
+    """Says whether a stage trained again after its encoder was dropped has the first training's
+    weights (its checksums were kept in stage.json)."""
+    differ = stages.check_retrained(stage.directory, summary)
+    if differ == []:
+        log.info("Stage %s: trained again exactly: its encoder and heads match the checksums recorded at its "
+                 "first training", stage.name)
+    elif differ:
+        log.warning("Stage %s: trained again, but %s differ from its first training (nondeterministic kernels): "
+                    "runs evaluated before used the first weights", stage.name, ", ".join(differ[:3]))
+
+
+def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: str, run_name: str,
+                  need_encoder: bool = True) -> tuple[dict[str, Any], str]:
+    """The stage's summary and how it was acquired ("reused", "trained", "retrained"): reused when
+    finished and intact (and still holding its encoder when this run needs it), else trained here
+    under the stage's lock (a job that needs a stage another job is training waits, then reuses
+    it); a target stage whose encoder was dropped is trained again, with the same key and weights.
+    Under DDP, rank 0 decides and the other ranks follow it."""
     if rank_zero_only.rank != 0:
-        summary = stages.await_rank_zero(stage.directory, stage.name)
+        summary = stages.await_rank_zero(stage.directory, stage.name, need_encoder)
         if summary is None:
             fit_stage(cfg, stage, encoder_source, pretrained, run_name)
             _barrier()
-            return read_json(stage.directory / stages.STAGE_FILE), False
-        return summary, True
+            return read_json(stage.directory / stages.STAGE_FILE), "trained"
+        return summary, "reused"
     summary = stages.finished(stage.directory)
-    if summary is None:
+    if summary is None or (need_encoder and not stages.has_encoder(summary)):
         with stages.training_lock(stage.directory, f"stage {stage.name}", on_wait=_waiting_for(stage.name)):
             jobstate.update(state="running", stage=stage.name, waiting_for=None)
             summary = stages.finished(stage.directory)  # another job may have finished it meanwhile
+            if summary is not None and need_encoder and not stages.has_encoder(summary):
+                log.info("Stage %s: its encoder was dropped once its run was evaluated (keep_target_encoders=false) "
+                         "and this run needs it: training the stage again (same key, same weights)", stage.name)
+                stages.begin_retraining(stage.directory)
+                summary = None
             if summary is None:
                 stages.claim(stage.directory)
                 try:
@@ -177,9 +214,12 @@ def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained
                 finally:
                     stages.unclaim(stage.directory)
                 _barrier()
-                return read_json(stage.directory / stages.STAGE_FILE), False
+                summary = read_json(stage.directory / stages.STAGE_FILE)
+                retrained = (stage.directory / stages.RETRAINING_FILE).exists()
+                _trained_again(stage, summary)
+                return summary, "retrained" if retrained else "trained"
     log.info("Stage %s: reusing %s (already trained with the same settings)", stage.name, stage.directory)
-    return summary, True
+    return summary, "reused"
 
 
 def evaluate_target(cfg: DictConfig, stage: Stage, summary: Mapping[str, Any], languages: Sequence[str],
@@ -312,6 +352,62 @@ def _finished_run(results_path: Path, key: str, overwrite: bool) -> dict[str, An
     return None
 
 
+NEEDED_VARIABLE = "STILTS_ENCODERS_NEEDED"
+
+
+def _encoders_needed_by_job(planned: Sequence[Stage], key: str) -> list[bool]:
+    """Rank 0 works out which encoders the run reads; the ranks Lightning's launcher starts inherit
+    its answer (so every rank takes the same decisions), ranks SLURM starts with it work it out alike."""
+    inherited = json.loads(os.environ.get(NEEDED_VARIABLE) or "{}")
+    if rank_zero_only.rank != 0 and inherited.get("run") == key:
+        return inherited["needed"]
+    needed = encoders_needed(planned)
+    if rank_zero_only.rank == 0:
+        os.environ[NEEDED_VARIABLE] = json.dumps({"run": key, "needed": needed})
+    return needed
+
+
+def _reading(planned: Sequence[Stage]) -> contextlib.ExitStack:
+    """Rank 0 holds every stage of its run as in use (shared locks) while the run reads them."""
+    stack = contextlib.ExitStack()
+    if rank_zero_only.rank == 0:
+        for stage in planned:
+            stack.enter_context(stages.in_use(stage.directory))
+    return stack
+
+
+def drop_target_encoders(planned: Sequence[Stage]) -> dict[str, int]:
+    """Once the run is evaluated, its target stages (and their recipes) keep head, predictions and
+    stage.json but not their encoder: only intermediate stages are reused. A stage another run is
+    reading keeps it until that run ends (it drops it then). Bytes freed per stage."""
+    freed = {}
+    for stage in planned:
+        if stage.role == "intermediate":
+            continue
+        with stages.alone(stage.directory) as alone:
+            summary = read_json(stage.directory / stages.STAGE_FILE)
+            if not alone or not isinstance(summary, dict) or not stages.has_encoder(summary):
+                continue
+            freed[stage.name] = stages.drop_encoder(stage.directory, summary)
+            log.info("Stage %s: dropped its encoder (%s; keep_target_encoders=true keeps it)", stage.name,
+                     human_bytes(freed[stage.name]))
+    return freed
+
+
+def _evaluate(cfg: DictConfig, target: TaskSpec, planned: Sequence[Stage], summaries: Mapping[str, Any],
+              encoder_source: str, languages: Sequence[str], run_name: str, staging: Path
+              ) -> tuple[dict, dict, dict, dict[str, Any] | None] | None:
+    """(metrics, scores, languages without gold, how retrieval embedded) of the run's target; None
+    on DDP ranks other than 0 (they only help evaluate)."""
+    if target.retrieve is not None:
+        if rank_zero_only.rank != 0:  # DDP helpers of the training stages have nothing to embed
+            return None
+        return evaluate_retrieval(cfg, target, planned, encoder_source, languages, staging)
+    metrics, scores, no_gold = evaluate_target(cfg, planned[-1], summaries[planned[-1].name], languages, run_name,
+                                               staging)
+    return (metrics, scores, no_gold, None) if rank_zero_only.rank == 0 else None
+
+
 def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
     """Run (or resume) the whole pipeline of one config: (its results document, whether the run
     had finished before and was skipped). DDP ranks other than 0 get an empty document."""
@@ -331,50 +427,57 @@ def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
         check_no_evaluation_data(cfg, planned, target, languages)
         if target.retrieve is not None:
             check_retrieval_recipe(cfg, planned)
-        summaries, reused = {}, {}
-        for stage in planned:
-            summaries[stage.name], reused[stage.name] = acquire_stage(cfg, stage, encoder_source, pretrained, run_name)
-            encoder_source = str(stage.encoder_dir)
         staging = run_dir / f".predictions-{os.getpid()}"
-        if target.retrieve is not None:
-            if rank_zero_only.rank != 0:  # DDP helpers of the training stages have nothing to embed
-                return {}, False
-            metrics, scores, no_gold, retrieval = evaluate_retrieval(cfg, target, planned, encoder_source, languages,
-                                                                     staging)
-        else:
-            retrieval = None
-            metrics, scores, no_gold = evaluate_target(cfg, planned[-1], summaries[planned[-1].name], languages,
-                                                       run_name, staging)
-        if rank_zero_only.rank != 0:
+        summaries, how = {}, {}
+        with _reading(planned):
+            needed = _encoders_needed_by_job(planned, key)
+            for stage, need_encoder in zip(planned, needed):
+                summaries[stage.name], how[stage.name] = acquire_stage(cfg, stage, encoder_source, pretrained,
+                                                                       run_name, need_encoder)
+                encoder_source = str(stage.encoder_dir)
+            evaluation = _evaluate(cfg, target, planned, summaries, encoder_source, languages, run_name, staging)
+        if evaluation is None:
             return {}, False
-        intermediate = [stage for stage in planned if stage.role == "intermediate"]
-        stage_facts = {name: {k: summary.get(k) for k in ("key", "dev_score", "train_real_token_fraction",
-                                                         "global_steps", "world_size", "resumed_from_steps")}
-                       | {"reused": reused[name]} for name, summary in summaries.items()}
-        results = build_results(
-            target=target.name,
-            intermediate=[stage.label for stage in intermediate],
-            model=cfg.model.name_or_path,
-            model_label=cfg.model.get("label") or model_tag(cfg.model.name_or_path),
-            seed=cfg.seed,
-            metrics={language: metrics[language] for language in languages},
-            scores=scores,
-            intermediate_metrics=intermediate_metrics(intermediate, summaries),
-            config=OmegaConf.to_container(cfg, resolve=True),
-            no_gold=no_gold,
-            extra={"run_key": key, **comparison_keys(cfg), "stages": stage_facts,
-                   **({"retrieval": retrieval} if retrieval is not None else {}),
-                   "resumed": any(facts["resumed_from_steps"] for facts in stage_facts.values()),
-                   "intermediate_stages": [describe_stage(stage) for stage in intermediate]},
-        )
         if staging.exists():
             replace_folder(staging, run_dir / "predictions")
+        if not cfg.keep_target_encoders:
+            drop_target_encoders(planned)
+        results = _results(cfg, key, target, planned, summaries, how, languages, evaluation)
         _link_stages(run_dir, planned)
         write_json_atomic(results_path, results)
         results_path.with_name("results.previous.json").unlink(missing_ok=True)
         log.info("Wrote %s", results_path)
         log_run(cfg, results, run_name)
     return results, False
+
+
+def _results(cfg: DictConfig, key: str, target: TaskSpec, planned: Sequence[Stage], summaries: Mapping[str, Any],
+             how: Mapping[str, str], languages: Sequence[str], evaluation: tuple) -> dict[str, Any]:
+    """The run's results.json document, with what each stage holds in the store and the bytes this
+    run added to it (the stages it trained; a stage trained again adds nothing new)."""
+    metrics, scores, no_gold, retrieval = evaluation
+    intermediate = [stage for stage in planned if stage.role == "intermediate"]
+    stage_facts = {stage.name: {k: summaries[stage.name].get(k) for k in (
+        "key", "dev_score", "train_real_token_fraction", "global_steps", "world_size", "resumed_from_steps")}
+        | {"reused": how[stage.name] == "reused", "retrained": how[stage.name] == "retrained",
+           "bytes": stages.stored_bytes(stage.directory)} for stage in planned}
+    added = sum(facts["bytes"] for name, facts in stage_facts.items() if how[name] == "trained")
+    return build_results(
+        target=target.name,
+        intermediate=[stage.label for stage in intermediate],
+        model=cfg.model.name_or_path,
+        model_label=cfg.model.get("label") or model_tag(cfg.model.name_or_path),
+        seed=cfg.seed,
+        metrics={language: metrics[language] for language in languages},
+        scores=scores,
+        intermediate_metrics=intermediate_metrics(intermediate, summaries),
+        config=OmegaConf.to_container(cfg, resolve=True),
+        no_gold=no_gold,
+        extra={"run_key": key, **comparison_keys(cfg), "stages": stage_facts, "store_bytes_added": added,
+               **({"retrieval": retrieval} if retrieval is not None else {}),
+               "resumed": any(facts["resumed_from_steps"] for facts in stage_facts.values()),
+               "intermediate_stages": [describe_stage(stage) for stage in intermediate]},
+    )
 
 
 def print_results(results: Mapping[str, Any], spec: TaskSpec) -> None:

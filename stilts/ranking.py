@@ -32,7 +32,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file
 
-from stilts import stages
+from stilts.store import stages
 from stilts.checks import training_config
 from stilts.data.featurize import FeaturizeSettings
 from stilts.data.probe import ROW_LABELS, ProbeData, probe_data, sample_examples
@@ -46,7 +46,7 @@ from stilts.model.encoder import load_encoder, load_tokenizer, resolve_pretraine
 from stilts.model.heads import build_head
 from stilts.model.probe import POOLINGS, ProbeOutput, leep_mismatch, probe_encoder
 from stilts.pipeline import plan_stages
-from stilts.stages import Stage, StageTask
+from stilts.store.stages import Stage, StageTask
 from stilts.tasks import get_task
 from stilts.tasks.sources import load_examples
 
@@ -154,9 +154,10 @@ def _stage_head(candidate: Candidate, hidden_size: int) -> tuple[torch.nn.Module
 
 def _stage_estimates(probe: Probe, candidate: Candidate, target: ProbeData) -> None:
     """LogME, H-score, TransRate and LEEP of the target's rows under the candidate's trained stage."""
-    encoder = load_encoder(str(candidate.stage.encoder_dir))
-    blocker = _leep_blocker(candidate, target.rows)
-    head, kind = (None, None) if blocker else _stage_head(candidate, encoder.config.hidden_size)
+    with stages.in_use(candidate.stage.directory):  # not removed (stilts.store gc) while it loads
+        encoder = load_encoder(str(candidate.stage.encoder_dir))
+        blocker = _leep_blocker(candidate, target.rows)
+        head, kind = (None, None) if blocker else _stage_head(candidate, encoder.config.hidden_size)
     output = probe.run(encoder, target, head, kind)
     candidate.estimates.update(_feature_estimates(output, target.labels))
     if blocker:

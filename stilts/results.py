@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stilts.files import read_json
-from stilts.stages import Stage
+
+if TYPE_CHECKING:  # the store reads results files: results never import the store at run time
+    from stilts.store.stages import Stage
 
 REQUIRED_KEYS = ("target", "intermediate", "model", "seed", "metrics", "average", "score", "run_key")
 

@@ -24,7 +24,7 @@ from stilts.errors import StiltsError
 from stilts.identity import model_tag, run_key
 from stilts.results import RESULTS_FILE, finished_results, format_table
 from stilts import jobstate
-from stilts.stages import job_token
+from stilts.store.stages import job_token
 from stilts.sweep import FAILED_FILE, open_job_record, record_failure, slurm_gpus, slurm_tasks, sweep_id
 from stilts.tasks.sources import SAMPLES_ROOT
 
@@ -116,12 +116,13 @@ def _run(cfg: DictConfig, multirun: bool, run_dir: Path) -> dict:
         log.info("%s exists: skipping this run (overwrite=true to redo it)", Path(cfg.paths.run_dir) / RESULTS_FILE)
         if launch_rank() == 0:
             print(format_table(finished, columns=list(get_task(cfg.target.name).main_metrics)), flush=True)
-        return {"state": "skipped", "score": finished.get("score")}
+        return {"state": "skipped", "score": finished.get("score"), "store_bytes": 0}
     from stilts.pipeline import print_results, run_pipeline
 
     results, skipped = run_pipeline(cfg)
     print_results(results, get_task(cfg.target.name))
-    return {"state": "skipped" if skipped else "done", "score": results.get("score")}
+    return {"state": "skipped" if skipped else "done", "score": results.get("score"),
+            "store_bytes": 0 if skipped else results.get("store_bytes_added")}
 
 
 @hydra.main(version_base="1.3", config_path="pkg://stilts.conf", config_name="config")

@@ -27,21 +27,22 @@ from pytorch_lightning.plugins.environments import SLURMEnvironment
 from pytorch_lightning.utilities import rank_zero_only
 from safetensors.torch import save
 
-from stilts import jobstate, stages
+from stilts import jobstate
+from stilts.store import stages
 from stilts.data.datamodule import TaskDataModule
 from stilts.data.mixture import MixtureDataModule, MixtureSettings
 from stilts.data.multitask import common_accumulation
 from stilts.data.featurize import FeaturizeSettings
 from stilts.errors import DivergedError, StiltsError
 from stilts.eval.qa import Answer
-from stilts.files import atomic_output, read_json, replace_folder, write_json_atomic, write_text_atomic
+from stilts.files import apply_umask_modes, atomic_output, read_json, replace_folder, write_json_atomic, write_text_atomic
 from stilts.loggers import CSVLogger
 from stilts.model.encoder import load_encoder, load_mlm_head, load_tokenizer
 from stilts.model.heads import build_head
 from stilts.model.module import OptimSettings, StiltsModule
 from stilts.model.resume import (AtomicCheckpointIO, ExactResume, ResumeCheckpoint, SelectionLog, checkpoint_intact,
                                  checkpoint_step)
-from stilts.stages import Stage, StageTask
+from stilts.store.stages import Stage, StageTask
 from stilts.tasks.predictions import render_predictions
 from stilts.tasks.spec import TaskSpec
 
@@ -174,7 +175,12 @@ def _export(stage: Stage, module: StiltsModule, tokenizer, members: Mapping[str,
     staging = stage.directory / f".encoder-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     module.encoder.save_pretrained(staging, safe_serialization=True)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:  # featurizing left truncation and padding set: the saved file must not depend on it
+        backend.no_truncation()
+        backend.no_padding()
     tokenizer.save_pretrained(staging)
+    apply_umask_modes(staging)  # safetensors writes 0600: the lab must read a shared store
     replace_folder(staging, stage.encoder_dir)
     for name, head in module.heads.items():
         state = head.exported_state() if hasattr(head, "exported_state") else head.state_dict()

@@ -69,14 +69,21 @@ def test_quickstart_runs_the_three_phases(quickstart, workspace) -> None:
     for language in TYDIQA_LANGUAGES:
         assert f"\n{language} " in quickstart.stdout
     assert "XTREME score (tydiqa)" in quickstart.stdout
-    # Composed config, one folder per stage with the encoder as safetensors and the head.
+    # Composed config, one folder per stage with its head; the intermediate stage keeps its encoder
+    # as safetensors, the evaluated target stage drops its own (stage.json says so and vouches for the rest).
     assert (run / ".hydra" / "config.yaml").exists()
     for stage in ("1-squad", "2-tydiqa"):
         folder = run / "stages" / stage
-        assert (folder / "encoder" / "model.safetensors").exists()
+        assert (folder / "encoder" / "model.safetensors").exists() == (stage == "1-squad")
         assert (folder / "heads" / f"{stage.split('-', 1)[1]}.safetensors").exists()
         summary = json.loads((folder / "stage.json").read_text())
         assert 0.0 < summary["train_real_token_fraction"] <= 1.0
+        assert ("encoder_dropped" in summary) == (stage == "2-tydiqa")
+        assert any(name.startswith("encoder/") for name in summary["files"]) == (stage == "1-squad")
+    dropped = json.loads((run / "stages" / "2-tydiqa" / "stage.json").read_text())["encoder_dropped"]
+    assert "encoder/model.safetensors" in dropped["files"]
+    # What the run added to the store: both stages, as they are now.
+    assert results["store_bytes_added"] == sum(facts["bytes"] for facts in results["stages"].values()) > 0
     # The target stage started from the intermediate stage's encoder.
     target = json.loads((run / "stages" / "2-tydiqa" / "stage.json").read_text())
     assert target["encoder_source"].endswith(str(Path("stages") / (run / "stages" / "1-squad").resolve().name / "encoder"))
@@ -96,20 +103,38 @@ def test_rerun_skips_a_finished_run(quickstart, workspace, stilts_cache) -> None
 
 
 @pytest.mark.slow
-def test_other_languages_get_their_own_run_folder_without_retraining(quickstart, workspace, stilts_cache) -> None:
+def test_other_languages_get_their_own_run_folder_and_retrain_the_dropped_target_encoder_exactly(
+        quickstart, workspace, stilts_cache) -> None:
+    """The target stage dropped its encoder once evaluated: a run on other languages needs it, so
+    it trains that stage again (same folder, same weights: the checksums kept at the drop match);
+    the intermediate stage is reused as it is."""
     assert quickstart.returncode == 0
     runs = workspace / "outputs" / "runs"
     first = run_folder(runs, "tydiqa", "squad")
     before = (first / "results.json").read_text()
-    stages = {p.name: (p / "stage.json").stat().st_mtime for p in (first / "stages").iterdir()}
+    squad_stage = (first / "stages" / "1-squad" / "stage.json")
+    squad_written = squad_stage.stat().st_mtime
+    target_before = json.loads((first / "stages" / "2-tydiqa" / "stage.json").read_text())
     again = stilts("+intermediate=squad", "target=tydiqa", "experiment=quickstart", "target.languages=[sw,te]",
                    cache=stilts_cache, cwd=workspace)
     assert again.returncode == 0, again.stderr[-3000:]
     second = run_folder(runs, "tydiqa", "squad", languages=["sw", "te"])
     assert second != first and (first / "results.json").read_text() == before
-    assert list(json.loads((second / "results.json").read_text())["metrics"]) == ["sw", "te"]
+    results = json.loads((second / "results.json").read_text())
+    assert list(results["metrics"]) == ["sw", "te"]
     assert sorted(p.name for p in (second / "predictions").iterdir()) == ["dev-sw.json", "dev-te.json"]
-    assert {p.name: (p / "stage.json").stat().st_mtime for p in (second / "stages").iterdir()} == stages
+    assert (second / "stages" / "1-squad").resolve() == (first / "stages" / "1-squad").resolve()
+    assert (second / "stages" / "2-tydiqa").resolve() == (first / "stages" / "2-tydiqa").resolve()
+    assert squad_stage.stat().st_mtime == squad_written
+    logs = again.stdout + again.stderr
+    assert "Stage 2-tydiqa: its encoder was dropped once its run was evaluated" in logs
+    assert "Stage 2-tydiqa: trained again exactly" in logs
+    target_after = json.loads((second / "stages" / "2-tydiqa" / "stage.json").read_text())
+    assert target_after["files"] == target_before["files"]  # head and dev predictions, bit for bit
+    assert target_after["encoder_dropped"]["files"] == target_before["encoder_dropped"]["files"]
+    assert results["stages"]["2-tydiqa"]["retrained"] and results["stages"]["1-squad"]["reused"]
+    assert results["store_bytes_added"] == 0
+    assert results["metrics"]["sw"] == json.loads(before)["metrics"]["sw"]
 
 
 @pytest.mark.slow
@@ -157,7 +182,7 @@ def test_wandb_offline_one_run_per_stage_and_a_run_summary(tmp_path, stilts_cach
     runs = tmp_path / "outputs" / "runs"
     for languages in ("[en]", "[de]"):
         run = stilts("target=xnli", "experiment=quickstart", "logger=wandb", f"target.languages={languages}",
-                     "train.max_epochs=1", cache=stilts_cache, cwd=tmp_path)
+                     "train.max_epochs=1", "keep_target_encoders=true", cache=stilts_cache, cwd=tmp_path)
         assert run.returncode == 0, run.stderr[-3000:]
     first, second = (run_folder(runs, "xnli", "none", languages=[language]) for language in ("en", "de"))
     # The training stage, the zero-shot evaluation and the run's summary; the second run reuses the stage.

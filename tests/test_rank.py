@@ -18,7 +18,8 @@ from hydra import compose, initialize_config_module
 from scipy import stats
 
 from stilts.train import register_resolvers
-from stilts import report, stages
+from stilts import report
+from stilts.store import stages
 from stilts.checks import check_rank_config, training_config
 from stilts.data.featurize import FeaturizeSettings
 from stilts.data.probe import probe_data, sample_examples

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock, Timeout
 
-from stilts import stages
+from stilts.store import stages
 from stilts.errors import StiltsError
 from stilts.pipeline import plan_stages
 from stilts.tasks.sources import SAMPLES_ROOT

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from stilts import stages
+from stilts.store import stages
 from stilts.errors import StiltsError
 from stilts.files import write_json_atomic
 from stilts.sweep import PLAN_FILE, record_path
-from stilts.sweep.status import find_sweep, format_status, read_sweep
+from stilts.sweep.status import find_sweep, format_final_table, format_status, read_sweep
 
 NOW = 1_800_000_000.0
 
@@ -33,8 +33,9 @@ def _sweep_folder(runs: Path, name: str = "sweep-1") -> Path:
         for n, (chain, target) in enumerate([("none", "xnli"), ("none", "pawsx"), ("squad", "xnli"),
                                              ("squad", "pawsx"), ("mnli", "xnli"), ("mnli", "pawsx")])]})
     records = [
-        {"job": 0, "state": "done", "score": 71.25, "run_dir": "runs/xnli/none/x", "slurm_job": "7_0"},
-        {"job": 1, "state": "skipped", "score": 80.5, "run_dir": "runs/pawsx/none/x"},
+        {"job": 0, "state": "done", "score": 71.25, "run_dir": "runs/xnli/none/x", "slurm_job": "7_0",
+         "store_bytes": 1_712_345},
+        {"job": 1, "state": "skipped", "score": 80.5, "run_dir": "runs/pawsx/none/x", "store_bytes": 0},
         {"job": 2, "state": "running", "stage": "1-squad", "step": 120, "steps": 400, "token": "slurm-7-0-0",
          "slurm_job": "7_2", "slurm_restarts": 1, "updated": NOW - 5},
         {"job": 3, "state": "waiting", "stage": "1-squad", "updated": NOW - 65,
@@ -54,7 +55,7 @@ def test_status_names_each_job_state_and_what_it_does(tmp_path) -> None:
     lines = format_status(sweep, now=NOW).splitlines()
     assert lines[0] == "sweep sweep-1: 6 jobs: 1 done, 1 skipped, 1 running, 1 waiting, 1 failed, 1 not started"
     row = {int(line.split()[0]): line for line in lines[2:-1]}
-    assert "score 71.25" in row[0] and "slurm 7_0" in row[0]
+    assert "score 71.25, stored 1.7 MB" in row[0] and "slurm 7_0" in row[0]
     assert "stage 1-squad, step 120/400, updated 5 s ago" in row[2] and "slurm 7_2 (requeued 1x)" in row[2]
     assert "for stage 1-squad: held by job 2 on node3 since 2026-12-04 10:15:02" in row[3]
     assert "error: CANCELLED: slurmstepd: error: *** JOB 7" in row[4]
@@ -68,6 +69,10 @@ def test_once_the_launcher_returned_an_unfinished_job_is_a_failed_row(tmp_path) 
     jobs = {job["job"]: job for job in sweep.jobs}
     assert jobs[2]["error"] == "stopped while running in stage 1-squad at step 120 (killed, or its node failed)"
     assert jobs[5]["error"] == "never started"
+    table = format_final_table(sweep).splitlines()
+    assert table[1].split() == ["job", "status", "score", "stored", "run"]
+    assert table[2].split()[:5] == ["0", "done", "71.25", "1.7", "MB"] and table[3].split()[3:5] == ["0", "B"]
+    assert table[-1].startswith("stored: what each run added to the stage store; 1.7 MB in all")
 
 
 def test_status_cli_reads_the_latest_sweep_or_the_one_named(tmp_path) -> None:
@@ -110,7 +115,7 @@ def test_a_job_waiting_for_a_stage_lock_says_so_at_once_and_who_holds_it(tmp_pat
     waits: list[tuple[float, dict]] = []
     started = time.monotonic()
     threading.Timer(1.5, holder.release).start()
-    with caplog.at_level(logging.INFO, logger="stilts.stages"):
+    with caplog.at_level(logging.INFO, logger="stilts.store.stages"):
         with stages.training_lock(tmp_path, "stage 1-squad",
                                   on_wait=lambda owner: waits.append((time.monotonic() - started, owner))):
             acquired = time.monotonic() - started

@@ -16,13 +16,9 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins import TorchCheckpointIO
 
 from stilts.errors import StiltsError
-from stilts.files import HashingWriter, atomic_output, read_json, record_matches, write_json_atomic
+from stilts.files import HashingWriter, atomic_output, checksum_record_path, read_json, record_matches, write_json_atomic
 
 log = logging.getLogger(__name__)
-
-
-def _record_path(path: str | Path) -> Path:
-    return Path(f"{path}.sha256.json")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -34,24 +30,24 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         with atomic_output(path) as stream:
             writer = HashingWriter(stream)
             torch.save(checkpoint, writer)
-        write_json_atomic(_record_path(path), dict(writer.record(), global_step=checkpoint.get("global_step")))
+        write_json_atomic(checksum_record_path(path), dict(writer.record(), global_step=checkpoint.get("global_step")))
 
     def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
 
     def remove_checkpoint(self, path: Any) -> None:
         Path(path).unlink(missing_ok=True)
-        _record_path(path).unlink(missing_ok=True)
+        checksum_record_path(path).unlink(missing_ok=True)
 
 
 def checkpoint_intact(path: Path) -> bool:
     """Whether a checkpoint is complete: its recorded size and checksum still match."""
-    return record_matches(path, read_json(_record_path(path)))
+    return record_matches(path, read_json(checksum_record_path(path)))
 
 
 def checkpoint_step(path: Path) -> int:
     """The optimizer step a checkpoint was written at (from its record: no need to load it)."""
-    return int(read_json(_record_path(path))["global_step"])
+    return int(read_json(checksum_record_path(path))["global_step"])
 
 
 def _rng_state() -> dict[str, Any]:

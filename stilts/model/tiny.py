@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from stilts.files import apply_umask_modes
+
 log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0..3 (+ mask, the last id)
@@ -158,6 +160,7 @@ def build_tiny_xlmr(corpus_root: Path, cache_dir: Path, settings: TinySettings =
         # With its LM head, as the Hub's XLM-R checkpoints: AutoModel loads the encoder, MLM stages the head.
         XLMRobertaForMaskedLM(config).save_pretrained(staging)
         tokenizer.save_pretrained(staging)
+        apply_umask_modes(staging)  # a shared cache stays readable by the lab once it takes its name
         try:
             os.rename(staging, target)
         except OSError:  # another process published the same build first

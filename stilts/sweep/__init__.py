@@ -186,6 +186,6 @@ def run_alone(run_dir: Path) -> dict[str, Any]:
         jobstate.attach_record(record)
     results = read_json(run_dir / "results.json")
     if code == 0 and isinstance(results, dict):
-        return {"state": "done", "score": results.get("score")}
+        return {"state": "done", "score": results.get("score"), "store_bytes": results.get("store_bytes_added")}
     failure = read_json(run_dir / FAILED_FILE) or {}
     return {"state": "failed", "error": failure.get("error", f"the job's process exited with code {code}")}

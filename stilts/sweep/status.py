@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stilts.errors import StiltsError
-from stilts.files import read_json
+from stilts.files import human_bytes, read_json
 from stilts.jobstate import FINAL_STATES, read_record
 from stilts.sweep import PLAN_FILE, SWEEPS_DIR
 
@@ -109,7 +109,8 @@ def describe(job: Mapping[str, Any], names: Mapping[str, int], now: float) -> st
     state = job["state"]
     if state in ("done", "skipped"):
         score = job.get("score")
-        return f"score {score:.2f}" if isinstance(score, (int, float)) else "no score (no gold)"
+        stored = f", stored {human_bytes(job['store_bytes'])}" if isinstance(job.get("store_bytes"), int) else ""
+        return (f"score {score:.2f}" if isinstance(score, (int, float)) else "no score (no gold)") + stored
     if state == "failed":
         return f"error: {job.get('error', '?')}"
     if state == "not started":
@@ -157,12 +158,17 @@ def format_final_table(sweep: Sweep) -> str:
     """The closing table of a sweep (every job has ended)."""
     done, skipped, failed = (sweep.counts.get(state, 0) for state in FINAL_STATES)
     lines = [f"sweep {sweep.name}: {len(sweep.jobs)} jobs: {done} done, {skipped} skipped (already finished), "
-             f"{failed} failed", f"{'job':>4}  {'status':<8}{'score':>8}  run"]
+             f"{failed} failed", f"{'job':>4}  {'status':<8}{'score':>8}{'stored':>10}  run"]
     for job in sweep.jobs:
         score = job.get("score")
         cell = f"{score:8.2f}" if isinstance(score, (int, float)) else f"{'-':>8}"
+        stored = job.get("store_bytes")
+        cell += f"{human_bytes(stored) if isinstance(stored, int) else '-':>10}"
         detail = f"  error: {job['error']}" if job["state"] == "failed" and job.get("error") else ""
         lines.append(f"{job['job']:>4}  {job['state']:<8}{cell}  {job.get('run_dir', '?')}{detail}")
+    added = sum(job["store_bytes"] for job in sweep.jobs if isinstance(job.get("store_bytes"), int))
+    lines.append(f"stored: what each run added to the stage store; {human_bytes(added)} in all "
+                 "(python -m stilts.store du shows the store)")
     return "\n".join(lines)
 
 

@@ -50,13 +50,13 @@ if SPEC:
     pl.Trainer.__init__ = patched_init
 
     if point == "publish":
-        import stilts.stages
+        import stilts.store.stages
 
-        original_publish = stilts.stages.publish
+        original_publish = stilts.store.stages.publish
 
         def patched_publish(directory, summary):
             if directory.name.startswith(f"{task}-"):
                 _die()
             return original_publish(directory, summary)
 
-        stilts.stages.publish = patched_publish
+        stilts.store.stages.publish = patched_publish
