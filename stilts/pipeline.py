@@ -29,11 +29,10 @@ from pytorch_lightning.utilities import rank_zero_only
 from safetensors.torch import load_file
 
 from stilts import jobstate
-from stilts.store import stages
+from stilts.store import encoders, stages
 from stilts.data.datamodule import FEATURES_VERSION
 from stilts.errors import StiltsError
-from stilts.files import (file_record, human_bytes, read_json, replace_folder, tree_records, write_json_atomic,
-                          write_text_atomic)
+from stilts.files import file_record, read_json, replace_folder, tree_records, write_json_atomic, write_text_atomic
 from stilts.identity import STAGE_FORMAT, comparison_keys, config_identity, digest, model_tag, run_key, trainer_identity
 from stilts.model.embeddings import EmbeddingSettings, SentenceEmbedder
 from stilts.model.encoder import load_encoder, load_tokenizer, resolve_pretrained
@@ -154,21 +153,6 @@ def plan_stages(cfg: DictConfig, pretrained: str | None = None, intermediate_onl
 def _waiting_for(what: str) -> Callable[[dict[str, Any]], None]:
     """Records in the sweep job's state that it waits for a lock another job holds."""
     return lambda owner: jobstate.update(state="waiting", stage=what, waiting_for=owner)
-
-
-def encoders_needed(planned: Sequence[Stage]) -> list[bool]:
-    """Which stages' encoders this run reads: the last stage's (evaluated or embedding) and the
-    parent of every stage it will train. Only target stages (and their recipes) drop encoders, so
-    the walk back ends at the first intermediate stage, which keeps its encoder."""
-    needed = [stage.role == "intermediate" for stage in planned]
-    if planned:
-        needed[-1] = True
-    for index in range(len(planned) - 1, 0, -1):
-        if planned[index - 1].role == "intermediate":
-            break
-        summary = stages.finished(planned[index].directory, set_aside_damaged=False)
-        needed[index - 1] = summary is None or (needed[index] and not stages.has_encoder(summary))
-    return needed
 
 
 def _trained_again(stage: Stage, summary: Mapping[str, Any]) -> None:
@@ -361,7 +345,7 @@ def _encoders_needed_by_job(planned: Sequence[Stage], key: str) -> list[bool]:
     inherited = json.loads(os.environ.get(NEEDED_VARIABLE) or "{}")
     if rank_zero_only.rank != 0 and inherited.get("run") == key:
         return inherited["needed"]
-    needed = encoders_needed(planned)
+    needed = encoders.needed(planned)
     if rank_zero_only.rank == 0:
         os.environ[NEEDED_VARIABLE] = json.dumps({"run": key, "needed": needed})
     return needed
@@ -374,24 +358,6 @@ def _reading(planned: Sequence[Stage]) -> contextlib.ExitStack:
         for stage in planned:
             stack.enter_context(stages.in_use(stage.directory))
     return stack
-
-
-def drop_target_encoders(planned: Sequence[Stage]) -> dict[str, int]:
-    """Once the run is evaluated, its target stages (and their recipes) keep head, predictions and
-    stage.json but not their encoder: only intermediate stages are reused. A stage another run is
-    reading keeps it until that run ends (it drops it then). Bytes freed per stage."""
-    freed = {}
-    for stage in planned:
-        if stage.role == "intermediate":
-            continue
-        with stages.alone(stage.directory) as alone:
-            summary = read_json(stage.directory / stages.STAGE_FILE)
-            if not alone or not isinstance(summary, dict) or not stages.has_encoder(summary):
-                continue
-            freed[stage.name] = stages.drop_encoder(stage.directory, summary)
-            log.info("Stage %s: dropped its encoder (%s; keep_target_encoders=true keeps it)", stage.name,
-                     human_bytes(freed[stage.name]))
-    return freed
 
 
 def _evaluate(cfg: DictConfig, target: TaskSpec, planned: Sequence[Stage], summaries: Mapping[str, Any],
@@ -441,7 +407,7 @@ def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
         if staging.exists():
             replace_folder(staging, run_dir / "predictions")
         if not cfg.keep_target_encoders:
-            drop_target_encoders(planned)
+            encoders.drop_target_encoders(planned)
         results = _results(cfg, key, target, planned, summaries, how, languages, evaluation)
         _link_stages(run_dir, planned)
         write_json_atomic(results_path, results)

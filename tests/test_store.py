@@ -268,3 +268,31 @@ def test_after_the_quickstart_grids_only_intermediate_stages_keep_encoders(quick
     # What the runs say they added is what the store holds.
     added = sum(json.loads(path.read_text())["store_bytes_added"] for path in (quickstart_sweeps / "runs").rglob("results.json"))
     assert added == sum(entry["bytes"] for entry in entries)
+
+
+def test_gc_counts_a_stage_that_goes_whole_once(store, capsys) -> None:
+    (store / "mnli-dddd" / "heads" / ".mnli.safetensors.x.tmp").write_bytes(b"t" * 500)  # a leftover inside
+    whole = sum(path.stat().st_size for path in (store / "mnli-dddd").rglob("*") if path.is_file())
+    code, out, _ = store_cli(capsys, "gc", str(store), "--dry-run", "--unreferenced")
+    assert code == 0 and "mnli.safetensors.x.tmp" not in out  # it goes with its stage
+    [line] = [line for line in out.splitlines() if "stage no run uses" in line]
+    assert f"{whole / 1000:.1f} kB" in line
+
+
+def test_a_run_needs_the_encoders_it_evaluates_or_trains_from(tmp_path) -> None:
+    """XCOPA-like chain: intermediate -> recipe -> target. The target's encoder is always read; a
+    recipe's only when the target must be trained (unfinished, or finished with its encoder dropped)."""
+    from stilts.store import encoders
+    from stilts.store.stages import Stage
+
+    chain = [Stage(index, role, label, {}, key, tmp_path / f"{label}-{key}") for index, role, label, key in
+             ((1, "intermediate", "squad", "a1"), (2, "target-recipe", "siqa", "b2"), (3, "target", "copa", "c3"))]
+    assert encoders.needed(chain) == [True, True, True]  # nothing trained yet
+    for stage in chain:
+        make_stage(tmp_path, stage.label, stage.key, stage.role)
+    assert encoders.needed(chain) == [True, False, True]  # the target keeps its encoder: the recipe is not read
+    for stage in chain[1:]:
+        with stages.alone(stage.directory):
+            stages.drop_encoder(stage.directory, stages.finished(stage.directory))
+    assert encoders.needed(chain) == [True, True, True]  # the target is trained again from the recipe's encoder
+    assert encoders.drop_target_encoders(chain) == {}  # nothing left to drop

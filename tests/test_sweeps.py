@@ -213,6 +213,14 @@ def test_joblib_sweep_of_three_by_three_trains_each_intermediate_once(tmp_path, 
     for task in ("squad", "mnli"):
         assert len(list((tmp_path / "outputs" / "stages").glob(f"{task}-*"))) == 1
         assert logs.count(f"Stage 1-{task} (intermediate): training") == 1, task
+    # What each run added to the store (its closing-table column, results.json) sums to the store.
+    added = [json.loads(path.read_text())["store_bytes_added"] for path in runs.rglob("results.json")]
+    listed = stilts("ls", str(tmp_path / "outputs" / "stages"), "--json", module="stilts.store", cache=stilts_cache,
+                    cwd=tmp_path)
+    store = json.loads(listed.stdout)
+    assert sum(added) == store["totals"]["total"]["bytes"] > 0
+    assert {entry["encoder"] for entry in store["stages"] if entry["role"] == "target"} == {"dropped"}
+    assert "stored" in sweep.stdout and "in all (python -m stilts.store du shows the store)" in sweep.stdout
 
 
 @pytest.mark.slow

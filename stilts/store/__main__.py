@@ -108,9 +108,7 @@ def verify(entries: Sequence[StageEntry]) -> list[str]:
 def gc(entries: Sequence[StageEntry], runs_dirs: Sequence[Path], stages_dir: Path, options: set[str],
        dry_run: bool) -> int:
     """Print what goes (and what stays for lack of a flag), remove it unless `dry_run`; bytes freed."""
-    removals = cleanup.plan(entries, runs_dirs, stages_dir)
-    chosen = [removal for removal in removals if removal.option is None or removal.option in options]
-    held = [removal for removal in removals if removal not in chosen]
+    chosen, held = cleanup.select(cleanup.plan(entries, runs_dirs, stages_dir), options)
     verb = "would remove" if dry_run else "removing"
     print(f"stage store {stages_dir}: {verb} {len(chosen)} items ({human_bytes(sum(r.bytes for r in chosen))})")
     freed = 0

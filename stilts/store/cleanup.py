@@ -88,6 +88,16 @@ def plan(entries: Sequence[StageEntry], runs_dirs: Sequence[Path], stages_dir: P
     return removals + _run_leftovers(runs_dirs)
 
 
+def select(removals: Sequence[Removal], options: set[str]) -> tuple[list[Removal], list[Removal]]:
+    """(what goes, what stays for lack of a flag): the items that need no flag or a flag given; a
+    stage that goes whole takes its other items with it (counted once)."""
+    chosen = [removal for removal in removals if removal.option is None or removal.option in options]
+    whole = {removal.stage for removal in chosen if removal.how == "stage"}
+    chosen = [removal for removal in chosen if removal.how == "stage" or removal.stage not in whole]
+    held = [removal for removal in removals if removal.option is not None and removal.option not in options]
+    return chosen, held
+
+
 def _remove_path(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         hidden = path if path.name.startswith(".") else path.with_name(f".gc-{path.name}-{os.getpid()}")
