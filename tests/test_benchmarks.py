@@ -28,3 +28,17 @@ def test_gpu_throughput_benchmark_runs_small_on_cpu(stilts_cache) -> None:
     assert any(line.strip().startswith("transformers.Trainer ") for line in lines)
     ratio = float(lines[-1].rsplit(" ", 1)[-1].rstrip("x"))
     assert ratio > 0
+
+
+@pytest.mark.slow
+def test_store_bytes_benchmark_runs_on_a_small_grid(stilts_cache) -> None:
+    """Before (target encoders kept) and after (dropped) on two runs, and the paper-grid projection."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "store_bytes.py"), "--grid", "+intermediate=none,squad",
+         "--grid", "target=xnli", "--grid", "target.languages=[en]", "--grid", "experiment=quickstart"],
+        env=dict(os.environ, STILTS_CACHE=str(stilts_cache)), capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "before: 2 runs" in done.stdout and "after: 2 runs" in done.stdout
+    assert "stages: 30 intermediate, 231 target" in done.stdout  # the paper grid's plan at XLM-R large
+    [ratio] = [line for line in done.stdout.splitlines() if line.startswith("after / intermediate encoders")]
+    assert float(ratio.split("before / after = ")[1].rstrip("x")) > 1  # dropping target encoders saves bytes
