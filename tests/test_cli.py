@@ -17,8 +17,9 @@ from stilts.tasks import get_task
 TYDIQA_LANGUAGES = ["en", "ar", "bn", "fi", "id", "ko", "ru", "sw", "te"]
 
 
-def stilts(*args: str, cache: Path, cwd: Path, module: str = "stilts.train", timeout: int = 600,
+def stilts(*args: str, cache: Path, cwd: Path, module: str = "stilts.train", timeout: int = 1800,
            env: dict | None = None) -> subprocess.CompletedProcess:
+    """A stilts CLI in a subprocess, as a user runs it; `timeout` only guards against a hang."""
     environment = dict(os.environ, STILTS_CACHE=str(cache), HF_HUB_OFFLINE="1", WANDB_MODE="offline",
                        **(env or {}))
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=environment, capture_output=True,
