@@ -154,15 +154,15 @@ def human_bytes(count: float) -> str:
     return f"{count:.1f} TB"
 
 
-def folder_bytes(folder: str | Path, skip: tuple[str, ...] = ()) -> int:
-    """Bytes of the files below `folder` (0 when it is gone), except hidden ones and top-level
-    entries named in `skip`; a file removed while it is counted is not counted."""
+def folder_bytes(folder: str | Path, skip: tuple[str, ...] = (), hidden: bool = False) -> int:
+    """Bytes of the files below `folder` (0 when it is gone), except hidden ones (unless `hidden`)
+    and top-level entries named in `skip`; a file removed while it is counted is not counted."""
     total = 0
     for root, folders, files in os.walk(folder):
         top = Path(root) == Path(folder)
-        folders[:] = [name for name in folders if not name.startswith(".") and not (top and name in skip)]
+        folders[:] = [name for name in folders if (hidden or not name.startswith(".")) and not (top and name in skip)]
         for name in files:
-            if not name.startswith(".") and not (top and name in skip):
+            if (hidden or not name.startswith(".")) and not (top and name in skip):
                 with contextlib.suppress(FileNotFoundError):
                     total += os.stat(os.path.join(root, name)).st_size
     return total

@@ -15,11 +15,12 @@ from typing import Any
 
 from stilts.files import checksum_record_path, folder_bytes, read_json
 from stilts.results import RESULTS_FILE, read_results
-from stilts.store.stages import CHECKPOINTS, DROPPED, ENCODER, IN_USE_FILE, LOCK_FILE, STAGE_FILE
+from stilts.store.stages import (CHECKPOINTS, CLAIM_FILE, DROPPED, ENCODER, IN_USE_FILE, LOCK_FILE, OWNER_FILE,
+                                 RETRAINING_FILE, STAGE_FILE)
 
 # Hidden files a stage keeps on purpose (locks, the lock holder, the training claim); every other
 # hidden entry is an unfinished write (a temporary file or folder of a killed job).
-BOOKKEEPING = (LOCK_FILE, IN_USE_FILE, ".lock-owner.json", ".training.json", ".stage-before-retraining.json")
+BOOKKEEPING = (LOCK_FILE, IN_USE_FILE, OWNER_FILE, CLAIM_FILE, RETRAINING_FILE)
 SET_ASIDE_MARK = ".damaged-"  # stages.set_aside keeps a damaged file as <name>.damaged-<time>
 KINDS = ("encoder", "heads", "predictions", "metadata")  # what a stage holds; resume state is apart
 
@@ -74,16 +75,11 @@ def lock_held(path: Path, exclusive_probe: bool = False) -> bool:
 
 def path_bytes(path: Path) -> int:
     """Bytes of a file, or of everything below a folder (hidden files included)."""
-    if not path.is_dir():
-        with contextlib.suppress(FileNotFoundError):
-            return path.stat().st_size
-        return 0
-    total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(FileNotFoundError):
-                total += os.stat(os.path.join(root, name)).st_size
-    return total
+    if path.is_dir():
+        return folder_bytes(path, hidden=True)
+    with contextlib.suppress(FileNotFoundError):
+        return path.stat().st_size
+    return 0
 
 
 def _leftovers(directory: Path) -> list[Path]:
