@@ -16,6 +16,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A slow test is an end-to-end run through the real CLI, so it is a `cli` test too: the unit
+    tier (`-m "not slow and not cli"`) runs in-process only."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("cli"):
+            item.add_marker(pytest.mark.cli)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real public data slices (../shared/data); tests skip when they are not beside the repo."""

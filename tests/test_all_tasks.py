@@ -11,7 +11,7 @@ import pytest
 from stilts.score import main as score_main
 from stilts.tasks import get_task
 from stilts.tasks.sources import SAMPLES_ROOT, find_files
-from tests.test_cli import check_results_schema, run_folder, stilts
+from tests.cli import check_results_schema, run_folder, stilts
 
 INTERMEDIATE = ("anli_plus", "mnli", "qqp", "squad", "hellaswag", "cosmosqa", "commonsenseqa", "socialiqa", "ccg")
 TARGETS = ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "xcopa")

@@ -12,7 +12,7 @@ import pytest
 from stilts.checks import check_config
 from stilts.errors import StiltsError
 from stilts.tasks.sources import SAMPLES_ROOT
-from tests.test_cli import stilts
+from tests.cli import stilts
 from tests.test_configs import compose_config
 
 BAD = [
@@ -50,6 +50,7 @@ def test_the_defaults_and_presets_pass() -> None:
         check_config(compose_config(*overrides))
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("override,message", [
     ("+intermediat=squad", "did you mean 'intermediate'?"),
     ("seed=abc", "seed must be a whole number"),
@@ -78,6 +79,7 @@ def _read_only(tmp_path):
     return readonly / "out"
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("unwritable", [_blocked_by_a_file, _read_only])
 def test_an_unwritable_output_folder_is_named(unwritable, tmp_path, stilts_cache) -> None:
     folder = unwritable(tmp_path)
@@ -88,6 +90,7 @@ def test_an_unwritable_output_folder_is_named(unwritable, tmp_path, stilts_cache
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.cli
 def test_a_malformed_squad_file_names_the_file(tmp_path, stilts_cache) -> None:
     root = tmp_path / "data"
     shutil.copytree(SAMPLES_ROOT, root)

@@ -13,39 +13,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from stilts.tasks import get_task
-
-TYDIQA_LANGUAGES = ["en", "ar", "bn", "fi", "id", "ko", "ru", "sw", "te"]
-
-
-def stilts(*args: str, cache: Path, cwd: Path, module: str = "stilts.train", timeout: int = 1800,
-           env: dict | None = None) -> subprocess.CompletedProcess:
-    """A stilts CLI in a subprocess, as a user runs it; `timeout` only guards against a hang."""
-    environment = dict(os.environ, STILTS_CACHE=str(cache), HF_HUB_OFFLINE="1", WANDB_MODE="offline",
-                       **(env or {}))
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=environment, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def run_folder(runs: Path, target: str, chain: str, model: str = "tiny", seed: int = 42,
-               languages: list[str] | None = None) -> Path:
-    """The run folder `<runs>/<target>/<chain>/<model>/seed<seed>-<key>` (of the given target languages)."""
-    folders = [folder for folder in (runs / target / chain / model).glob(f"seed{seed}-*")
-               if OmegaConf.load(folder / ".hydra" / "config.yaml").target.languages == languages]
-    assert len(folders) == 1, folders
-    return folders[0]
-
-
-def check_results_schema(results: dict, target: str, intermediate: list[str], languages: list[str]) -> None:
-    assert results["target"] == target
-    assert results["intermediate"] == intermediate
-    assert results["model"] == "tiny" and results["seed"] == 42
-    assert list(results["metrics"]) == languages
-    for metrics in results["metrics"].values():
-        assert all(0.0 <= value <= 100.0 for key, value in metrics.items() if not key.endswith("total"))
-    assert set(results["average"]) >= set(next(iter(results["metrics"].values())))
-    assert 0.0 <= results["score"] <= 100.0
-    assert list(results["intermediate_metrics"]) == intermediate
-    assert results["config"]["target"]["name"] == target
+from tests.cli import TYDIQA_LANGUAGES, check_results_schema, expect_exact_retraining, out, run_folder, stilts
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +97,7 @@ def test_other_languages_get_their_own_run_folder_and_retrain_the_dropped_target
     assert squad_stage.stat().st_mtime == squad_written
     logs = again.stdout + again.stderr
     assert "Stage 2-tydiqa: its encoder was dropped once its run was evaluated" in logs
-    assert "Stage 2-tydiqa: trained again exactly" in logs
+    expect_exact_retraining(logs, "2-tydiqa")
     target_after = json.loads((second / "stages" / "2-tydiqa" / "stage.json").read_text())
     assert target_after["files"] == target_before["files"]  # head and dev predictions, bit for bit
     assert target_after["encoder_dropped"]["files"] == target_before["encoder_dropped"]["files"]
@@ -197,6 +165,7 @@ def test_wandb_offline_one_run_per_stage_and_a_run_summary(tmp_path, stilts_cach
     assert table["columns"][:3] == ["language", "score", "accuracy"] and [row[0] for row in table["data"]] == ["de"]
 
 
+@pytest.mark.cli
 def test_unknown_names_list_the_valid_ones(tmp_path, stilts_cache) -> None:
     for override, valid in (("target=nope", "tydiqa"), ("experiment=nope", "quickstart"), ("model=nope", "xlmr_large"),
                             ("+intermediate=nope", "hellaswag")):
@@ -206,6 +175,7 @@ def test_unknown_names_list_the_valid_ones(tmp_path, stilts_cache) -> None:
         assert "Traceback" not in run.stderr
 
 
+@pytest.mark.cli
 def test_offline_without_preset_explains_what_to_do(tmp_path, stilts_cache) -> None:
     run = stilts("target=xnli", cache=stilts_cache, cwd=tmp_path, timeout=120)
     assert run.returncode == 2
@@ -213,6 +183,7 @@ def test_offline_without_preset_explains_what_to_do(tmp_path, stilts_cache) -> N
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.cli
 def test_missing_and_malformed_local_files(tmp_path, stilts_cache) -> None:
     root = tmp_path / "data"
     (root / "xnli").mkdir(parents=True)
@@ -229,6 +200,7 @@ def test_missing_and_malformed_local_files(tmp_path, stilts_cache) -> None:
     assert f"{root / 'xnli' / 'train-en.tsv'}:2" in run.stderr and "'maybe'" in run.stderr
 
 
+@pytest.mark.cli
 def test_impossible_batch_config_names_the_keys(tmp_path, stilts_cache) -> None:
     run = stilts("target=xnli", "experiment=quickstart", "trainer=ddp_cpu", "train.effective_batch_size=3",
                  cache=stilts_cache, cwd=tmp_path, timeout=300)
@@ -237,6 +209,7 @@ def test_impossible_batch_config_names_the_keys(tmp_path, stilts_cache) -> None:
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.cli
 def test_data_local_requires_a_root(tmp_path, stilts_cache) -> None:
     run = stilts("target=xnli", "experiment=quickstart", "data=local", cache=stilts_cache, cwd=tmp_path, timeout=300)
     assert run.returncode == 2

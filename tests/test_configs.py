@@ -224,6 +224,7 @@ def test_gradient_checkpointing_changes_no_key() -> None:
     assert [s.key for s in plan_stages(plain)] == [s.key for s in plan_stages(checkpointed)]
 
 
+@pytest.mark.cli
 def test_xstilts_preset_pins_the_papers_protocol(tmp_path) -> None:
     """`experiment=xstilts --cfg job` shows jiant's XTREME protocol (values in conf/experiment/xstilts.yaml)."""
     import subprocess

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from tests.test_cli import run_folder, stilts
-from tests.test_sweeps import FAULTS, out
+from tests.cli import FAULTS, out, run_folder, stilts
 
 QUICK = ("experiment=quickstart", "target.languages=[en,de]")
 THREE_HEADS = ("+intermediate=mix", "intermediate.mix.tasks=[squad,mnli,ccg]", "target=xnli", *QUICK,

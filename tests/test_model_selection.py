@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import stilts
+from tests.cli import stilts
 
 FAULTS = Path(__file__).resolve().parent / "faults"
 # The quickstart XNLI stage: 18 optimizer steps (3 epochs of 6).
@@ -85,6 +85,7 @@ def test_a_mixture_selects_by_steps_on_its_members_dev_subsets(tmp_path, stilts_
     assert stage["tasks"]["squad"]["dev_metrics"]["en"]["total"] == 20
 
 
+@pytest.mark.cli
 def test_bad_selection_settings_are_one_error_line(tmp_path, stilts_cache) -> None:
     bad = stilts("target=xnli", "experiment=quickstart", "train.eval_subset=0", cache=stilts_cache, cwd=tmp_path,
                  timeout=120)

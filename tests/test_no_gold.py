@@ -14,7 +14,7 @@ from stilts.report.load import load_runs, tidy
 from stilts.tasks import get_task
 from stilts.tasks.gold import PLACEHOLDER_MIN_EXAMPLES, missing_gold
 from stilts.tasks.sources import SAMPLES_ROOT
-from tests.test_cli import stilts
+from tests.cli import stilts
 
 
 def _pairs(labels):

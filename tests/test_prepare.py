@@ -11,7 +11,7 @@ import pytest
 
 from stilts.prepare import prepare
 from stilts.tasks.sources import SAMPLES_ROOT
-from tests.test_cli import stilts
+from tests.cli import stilts
 
 
 @pytest.fixture
@@ -82,6 +82,7 @@ def test_unlabelled_evaluation_files_are_a_warning_training_files_an_error(sampl
     assert code == 1 and "pawsx dev/en: malformed" in err and "no gold labels" in err
 
 
+@pytest.mark.cli
 def test_hub_sources_offline_are_each_unreachable_in_one_line(tmp_path, stilts_cache) -> None:
     run = stilts("+intermediate=socialiqa", "target=mlqa", "model=tiny", "target.languages=[de]",
                  f"paths.output_dir={tmp_path / 'outputs'}", module="stilts.prepare", cache=stilts_cache, cwd=tmp_path,
@@ -96,6 +97,7 @@ def test_hub_sources_offline_are_each_unreachable_in_one_line(tmp_path, stilts_c
     assert "unreachable" in run.stdout and (tmp_path / "outputs" / "prepare.json").exists()
 
 
+@pytest.mark.cli
 def test_bad_input_is_one_error_line(tmp_path, stilts_cache) -> None:
     for arguments, expected in ((["target=bogus", "experiment=quickstart"], "Could not find 'target/bogus'"),
                                 (["target=xnli,pawsx", "experiment=quickstart"], "Ambiguous value"),

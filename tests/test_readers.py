@@ -210,6 +210,7 @@ def test_registry_languages() -> None:
     assert get_task("squad").languages == ("en",)
 
 
+@pytest.mark.cli
 def test_registry_after_direct_import() -> None:
     code = ("import stilts.tasks.mnli\n"
             "from stilts.tasks import task_names\n"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from stilts.files import read_json
-from tests.test_cli import run_folder
+from tests.cli import run_folder
 
 pytestmark = pytest.mark.slow
 

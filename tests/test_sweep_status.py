@@ -75,6 +75,7 @@ def test_once_the_launcher_returned_an_unfinished_job_is_a_failed_row(tmp_path) 
     assert table[-1].startswith("stored: what each run added to the stage store; 1.7 MB in all")
 
 
+@pytest.mark.cli
 def test_status_cli_reads_the_latest_sweep_or_the_one_named(tmp_path) -> None:
     runs = tmp_path / "runs"
     _sweep_folder(runs, "sweep-1")
@@ -95,6 +96,7 @@ def test_status_cli_reads_the_latest_sweep_or_the_one_named(tmp_path) -> None:
         find_sweep(runs, "sweep-9")
 
 
+@pytest.mark.cli
 def test_status_watch_refreshes_until_every_job_has_ended(tmp_path) -> None:
     folder = _sweep_folder(tmp_path / "runs")
     watching = subprocess.Popen([sys.executable, "-m", "stilts.sweep", "status", str(folder), "--watch", "0.2"],
@@ -134,13 +136,14 @@ def _fake_commands(folder: Path, sacct: str) -> dict[str, str]:
     return {"PATH": f"{folder}{os.pathsep}{os.environ['PATH']}"}
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize("overrides,sacct,expected", [
     ((), "echo 'sacct: error: Slurm accounting storage is disabled' >&2; exit 1",
      "this cluster answers no job accounting query (sacct: sacct: error: Slurm accounting storage is disabled)"),
     (("trainer=ddp",), "exit 0", "trainer.devices=auto cannot be requested from SLURM"),
 ])
 def test_the_slurm_launcher_refuses_before_submitting(tmp_path, stilts_cache, overrides, sacct, expected) -> None:
-    from tests.test_cli import stilts
+    from tests.cli import stilts
 
     fake = tmp_path / "bin"
     run = stilts("-m", "hydra/launcher=slurm", "experiment=quickstart", "target=xnli,pawsx", *overrides,

@@ -9,6 +9,8 @@ import sys
 import unicodedata
 from pathlib import Path
 
+import pytest
+
 from stilts.model.tiny import SPECIAL_TOKENS, TinySettings, corpus_texts
 from stilts.tasks.sources import SAMPLES_ROOT
 
@@ -20,6 +22,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
+@pytest.mark.cli
 def test_builds_are_bit_identical_across_processes(tmp_path) -> None:
     # Two processes at once, with different hash seeds: nothing may depend on either.
     runs = [subprocess.Popen([sys.executable, "-c", BUILD, str(tmp_path / f"cache-{i}")], stdout=subprocess.PIPE,
