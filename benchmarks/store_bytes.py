@@ -104,7 +104,7 @@ def paper_grid_projection() -> None:
     from transformers import AutoModel, XLMRobertaConfig
 
     from stilts.model.heads import build_head
-    from stilts.pipeline import stage_tasks
+    from stilts.run.plan import stage_tasks
     from stilts.prepare import job_configs
 
     with torch.device("meta"):

@@ -13,6 +13,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from stilts.files import read_json, write_json_atomic
@@ -61,6 +62,12 @@ def update(**fields: Any) -> None:
     if fields.get("state") in FINAL_STATES or fields.get("state") == "waiting":
         _fields.pop("step", None)
     write_record(_record, _fields)
+
+
+def waiting(what: str) -> Callable[[dict[str, Any]], None]:
+    """A lock's `on_wait`: records in the sweep job's state that it waits for a lock another job
+    holds (and who holds it)."""
+    return lambda owner: update(state="waiting", stage=what, waiting_for=owner)
 
 
 def step_due(stage: str) -> bool:

@@ -82,7 +82,7 @@ def job_needs(cfg: DictConfig) -> tuple[set[Need], tuple[str, Any]]:
     """The data needs and the pretrained model of one job, planned as `stilts.train` plans it."""
     from stilts.checks import check_config
     from stilts.mixtures import expand_intermediate
-    from stilts.pipeline import stage_tasks
+    from stilts.run.plan import stage_tasks
     from stilts.tasks import get_task
     from stilts.tasks.sources import check_languages
 

@@ -45,7 +45,7 @@ from stilts.model.embeddings import DTYPES
 from stilts.model.encoder import load_encoder, load_tokenizer, resolve_pretrained
 from stilts.model.heads import build_head
 from stilts.model.probe import POOLINGS, ProbeOutput, leep_mismatch, probe_encoder
-from stilts.pipeline import plan_stages
+from stilts.run.plan import plan_stages
 from stilts.store.stages import Stage, StageTask
 from stilts.tasks import get_task
 from stilts.tasks.sources import load_examples

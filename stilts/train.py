@@ -22,8 +22,10 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from stilts.errors import StiltsError
 from stilts.identity import model_tag, run_key
-from stilts.results import RESULTS_FILE, finished_results, format_table
+from stilts.results import format_table
 from stilts import jobstate
+from stilts.run.folder import finished_run
+from stilts.run.ranks import launch_rank
 from stilts.store.stages import job_token
 from stilts.sweep import FAILED_FILE, open_job_record, record_failure, slurm_gpus, slurm_tasks, sweep_id
 from stilts.tasks.sources import SAMPLES_ROOT
@@ -47,15 +49,6 @@ def _job_run_key(*, _root_: DictConfig) -> str:
             return run_key(_root_)
         except OmegaConfBaseException:  # e.g. a mandatory value not given: the job reports it
             return "unresolved"
-
-
-def launch_rank() -> int:
-    """This process's global rank as the launcher set it (what Lightning's `rank_zero_only.rank`
-    reads before a trainer exists: RANK, LOCAL_RANK, SLURM_PROCID, JSM_NAMESPACE_RANK)."""
-    for variable in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
-        if os.environ.get(variable):
-            return int(os.environ[variable])
-    return 0
 
 
 # Device nodes of a GPU driver (NVIDIA's, or ROCm's, which torch.cuda also serves) on Linux.
@@ -111,16 +104,15 @@ def _run(cfg: DictConfig, multirun: bool, run_dir: Path) -> dict:
         cfg.intermediate = expand_intermediate(cfg.intermediate)
     if multirun and spawns_rank_processes(cfg):
         return run_alone(run_dir)
-    finished = None if cfg.overwrite else finished_results(cfg.paths.run_dir, run_key(cfg))
-    if finished is not None:  # skipped before torch, Lightning and transformers are even imported
-        log.info("%s exists: skipping this run (overwrite=true to redo it)", Path(cfg.paths.run_dir) / RESULTS_FILE)
-        if launch_rank() == 0:
-            print(format_table(finished, columns=list(get_task(cfg.target.name).main_metrics)), flush=True)
-        return {"state": "skipped", "score": finished.get("score"), "store_bytes": 0}
-    from stilts.pipeline import print_results, run_pipeline
+    finished = finished_run(Path(cfg.paths.run_dir), run_key(cfg), bool(cfg.overwrite), set_aside=False)
+    if finished is None:  # else skipped before torch, Lightning and transformers are even imported
+        from stilts.run.pipeline import run_pipeline
 
-    results, skipped = run_pipeline(cfg)
-    print_results(results, get_task(cfg.target.name))
+        results, skipped = run_pipeline(cfg)
+    else:
+        results, skipped = finished, True
+    if results and launch_rank() == 0:
+        print(format_table(results, columns=list(get_task(cfg.target.name).main_metrics)), flush=True)
     return {"state": "skipped" if skipped else "done", "score": results.get("score"),
             "store_bytes": 0 if skipped else results.get("store_bytes_added")}
 

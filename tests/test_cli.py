@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from stilts.tasks import get_task
-from tests.cli import TYDIQA_LANGUAGES, check_results_schema, expect_exact_retraining, out, run_folder, stilts
+from tests.cli import TYDIQA_LANGUAGES, check_results_schema, expect_exact_retraining, run_folder, stilts
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import stilts.train  # noqa: F401  (registers the stilts.* resolvers)
-from stilts.pipeline import plan_stages
+from stilts.run.plan import plan_stages
 from stilts.tasks import get_task
 from stilts.tasks.sources import SAMPLES_ROOT
 
@@ -140,7 +140,7 @@ def test_quickstart_uses_tiny_model_and_samples() -> None:
 def test_each_logger_option_makes_one_logger_per_stage(option: str, tmp_path, monkeypatch) -> None:
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
 
-    from stilts.training import make_loggers
+    from stilts.run.loggers import make_loggers
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = compose_config(f"logger={option}", f"paths.output_dir={tmp_path}")

@@ -260,7 +260,7 @@ def test_a_source_change_is_a_new_stage_key(monkeypatch) -> None:
     import dataclasses
 
     import stilts.tasks
-    from stilts.pipeline import plan_stages
+    from stilts.run.plan import plan_stages
     from tests.test_configs import compose_config
 
     cfg = compose_config("+intermediate=cosmosqa", "target=xnli", "model=tiny")

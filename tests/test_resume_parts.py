@@ -88,7 +88,7 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path) -> No
 
 def test_resumed_loggers_keep_or_purge_the_replayed_steps(tmp_path) -> None:
     from tests.test_configs import compose_config
-    from stilts.training import make_loggers
+    from stilts.run.loggers import make_loggers
 
     [tensorboard] = make_loggers(compose_config("logger=tensorboard", f"paths.output_dir={tmp_path}"), "1-xnli",
                                  "target", "run", resume_step=5)

@@ -140,7 +140,7 @@ def test_retrieval_targets_read_local_files_only() -> None:
     from hydra import compose, initialize_config_module
 
     import stilts.train  # noqa: F401
-    from stilts.pipeline import evaluate_retrieval
+    from stilts.run.evaluate import evaluate_retrieval
 
     with initialize_config_module("stilts.conf", version_base="1.3"):
         cfg = compose("config", overrides=["target=tatoeba"])

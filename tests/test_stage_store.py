@@ -15,9 +15,9 @@ from filelock import FileLock, Timeout
 
 from stilts.store import stages
 from stilts.errors import StiltsError
-from stilts.pipeline import plan_stages
+from stilts.run.plan import plan_stages
 from stilts.tasks.sources import SAMPLES_ROOT
-from stilts.training import batch_layout
+from stilts.run.data import batch_layout
 from tests.test_configs import compose_config
 
 QUICK = ("+intermediate=squad", "target=tydiqa", "experiment=quickstart")

@@ -1,6 +1,6 @@
 """Which encoders a run reads, and dropping the encoders of its target stages once it is evaluated:
 only intermediate stages are reused by other runs, so a target stage keeps its head, predictions and
-stage.json, and a run that needs a dropped encoder trains that stage again (stilts.pipeline)."""
+stage.json, and a run that needs a dropped encoder trains that stage again (stilts.run.acquire)."""
 
 from __future__ import annotations
 

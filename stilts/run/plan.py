@@ -1,0 +1,116 @@
+"""Planning a run: which stages it trains, in order, and each stage's key in the stage store.
+
+A stage's key hashes everything that determines its weights: the stage it starts from (or the
+pretrained model's content), task, tunables, trainer precision, the data's content, seed and
+stilts' stage format; never where folders happen to be. Nothing here reads a model or trains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from stilts.data.datamodule import FEATURES_VERSION
+from stilts.files import file_record, tree_records
+from stilts.identity import STAGE_FORMAT, config_identity, digest, trainer_identity
+from stilts.mixtures import expand_intermediate, is_mixture
+from stilts.store.stages import Stage, StageTask
+from stilts.tasks import get_task
+from stilts.tasks.sources import find_files, hub_parts, uses_hub
+from stilts.tasks.spec import TaskSpec
+
+EVALUATION_ONLY = ("languages", "eval_split", "before")  # a target's settings that never change weights
+
+
+def pretrained_identity(source: str) -> dict[str, Any]:
+    """A local model folder by its content (moving or copying it changes nothing); a Hub model by id."""
+    if Path(source).is_dir():
+        return {"content": digest(tree_records(source))}
+    return {"hub": source}
+
+
+def data_identity(cfg: DictConfig, spec: TaskSpec, languages: Sequence[str]) -> dict[str, Any]:
+    """What a stage trains and selects on: the content of its train and dev files in every
+    language it trains on (not where the data root is), or its Hub datasets (repository, revision,
+    config, split: another source or revision is another stage)."""
+    identity: dict[str, list] = {}
+    for split in ("train", "dev"):
+        for language in languages:
+            if uses_hub(spec, split, language, cfg.data.source, cfg.data.root):
+                identity.setdefault("hub", []).extend([part.path, part.revision, part.name(language), part.splits[split]]
+                                                      for part in hub_parts(spec, split, language))
+            else:
+                root = Path(cfg.data.root).expanduser()
+                identity.setdefault(split, []).extend(file_record(path)
+                                                      for path in find_files(spec, split, language, root))
+    return identity
+
+
+def _stage_task(name: str, settings: Mapping[str, Any], role: str) -> StageTask:
+    spec = get_task(name)
+    languages = settings.get("languages") if role == "intermediate" else None
+    return StageTask(spec, settings, tuple(languages or [spec.train_language]))
+
+
+def _tunables(task: StageTask, role: str) -> dict[str, Any]:
+    """Settings that change weights: a target's languages are evaluation languages, an
+    intermediate task's are training languages."""
+    skip = EVALUATION_ONLY if role != "intermediate" else tuple(k for k in EVALUATION_ONLY if k != "languages")
+    return {k: v for k, v in task.settings.items() if k not in skip}
+
+
+@dataclass(frozen=True)
+class PlannedStage:
+    """A stage before its key: its label, role, tasks (one, or a mixture's) and mixture settings."""
+
+    label: str
+    role: str
+    tasks: dict[str, StageTask]
+    mixture: dict[str, Any] | None
+
+
+def stage_tasks(cfg: DictConfig, intermediate_only: bool = False) -> list[PlannedStage]:
+    """Intermediate stages in the order given (single tasks or mixtures), the target's own `before`
+    stages (part of its recipe, e.g. XTREME-R trains XCOPA on SIQA then COPA), then the target
+    stage (retrieval targets have none); `intermediate_only` gives the intermediate stages alone.
+    What each stage trains on, without reading any data (`stilts.prepare` checks that data)."""
+    intermediate = expand_intermediate(cfg.get("intermediate") or {})  # idempotent
+    stages_in_order = [(name, settings, "intermediate") for name, settings in intermediate.items()]
+    if not intermediate_only:
+        stages_in_order += [(name, settings, "target-recipe")
+                            for name, settings in (cfg.target.get("before") or {}).items()]
+        if get_task(cfg.target.name).retrieve is None:
+            stages_in_order.append((cfg.target.name, cfg.target, "target"))
+    planned = []
+    for label, settings, role in stages_in_order:
+        resolved = OmegaConf.to_container(settings, resolve=True) if OmegaConf.is_config(settings) else dict(settings)
+        if is_mixture(resolved):
+            tasks = {name: _stage_task(name, member, role) for name, member in resolved["tasks"].items()}
+            planned.append(PlannedStage(label, role, tasks, {k: v for k, v in resolved.items() if k != "tasks"}))
+        else:
+            planned.append(PlannedStage(label, role, {label: _stage_task(label, resolved, role)}, None))
+    return planned
+
+
+def plan_stages(cfg: DictConfig, pretrained: str | None = None, intermediate_only: bool = False) -> list[Stage]:
+    """The stages of `stage_tasks` with their keys, which chain through the plan. `pretrained` is
+    what the first stage loads (the resolved model source); intermediate stages' keys never depend
+    on the target."""
+    identity = config_identity(cfg)
+    shared = {"format": STAGE_FORMAT, "features": FEATURES_VERSION, "train": identity["train"],
+              "trainer": trainer_identity(identity["trainer"]), "seed": cfg.seed, "source": cfg.data.source}
+    parent: dict[str, Any] = {"pretrained": pretrained_identity(pretrained or cfg.model.name_or_path)}
+    planned = []
+    for index, stage in enumerate(stage_tasks(cfg, intermediate_only), start=1):
+        described = {name: {"settings": _tunables(task, stage.role),
+                            "data": data_identity(cfg, task.spec, task.languages)}
+                     for name, task in stage.tasks.items()}
+        key = digest({**shared, "parent": parent, "stage": stage.label, "mixture": stage.mixture, "tasks": described})
+        planned.append(Stage(index, stage.role, stage.label, stage.tasks, key,
+                             Path(cfg.paths.stages_dir) / f"{stage.label}-{key}", stage.mixture))
+        parent = {"stage": key}
+    return planned
