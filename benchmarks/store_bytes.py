@@ -105,7 +105,7 @@ def paper_grid_projection() -> None:
 
     from stilts.model.heads import build_head
     from stilts.run.plan import stage_tasks
-    from stilts.prepare import job_configs
+    from stilts.cli.prepare import job_configs
 
     with torch.device("meta"):
         encoder = AutoModel.from_config(XLMRobertaConfig(**XLMR_LARGE), add_pooling_layer=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stilts.score import main as score_main
+from stilts.cli.score import main as score_main
 from stilts.tasks import get_task
 from stilts.tasks.sources import SAMPLES_ROOT, find_files
 from tests.cli import check_results_schema, run_folder, stilts

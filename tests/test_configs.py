@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-import stilts.train  # noqa: F401  (registers the stilts.* resolvers)
+import stilts.cli.resolvers  # noqa: F401  (registers the stilts.* resolvers)
 from stilts.run.plan import plan_stages
 from stilts.tasks import get_task
 from stilts.tasks.sources import SAMPLES_ROOT
@@ -200,7 +200,7 @@ def test_target_settings_follow_jiants_xtreme_scripts(target: str) -> None:
 def test_default_trainer_uses_bf16_on_a_gpu_that_supports_it(monkeypatch) -> None:
     import torch
 
-    monkeypatch.setattr(stilts.train, "gpu_driver_absent", lambda: False)
+    monkeypatch.setattr(stilts.cli.resolvers, "gpu_driver_absent", lambda: False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
     assert compose_config().trainer.precision == "bf16-mixed"
@@ -209,7 +209,7 @@ def test_default_trainer_uses_bf16_on_a_gpu_that_supports_it(monkeypatch) -> Non
     assert compose_config().trainer.precision == "32-true"  # e.g. a V100
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert compose_config().trainer.precision == "32-true"
-    monkeypatch.setattr(stilts.train, "gpu_driver_absent", lambda: True)  # no driver: torch is not even asked
+    monkeypatch.setattr(stilts.cli.resolvers, "gpu_driver_absent", lambda: True)  # no driver: torch is not even asked
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert compose_config().trainer.precision == "32-true"
 

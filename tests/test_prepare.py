@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stilts.prepare import prepare
+from stilts.cli.prepare import prepare
 from stilts.tasks.sources import SAMPLES_ROOT
 from tests.cli import stilts
 

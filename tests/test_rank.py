@@ -17,7 +17,7 @@ import torch
 from hydra import compose, initialize_config_module
 from scipy import stats
 
-from stilts.train import register_resolvers
+import stilts.cli.resolvers  # noqa: F401  (registers the stilts.* resolvers)
 from stilts import report
 from stilts.store import stages
 from stilts.checks import check_rank_config, training_config
@@ -29,7 +29,7 @@ from stilts.identity import comparison_keys
 from stilts.model.encoder import load_encoder
 from stilts.model.heads import build_head
 from stilts.model.probe import WHOLE_SEQUENCE, leep_mismatch, probe_encoder
-from stilts.ranking import rank
+from stilts.run.ranking import rank
 from stilts.tasks import get_task, task_names
 from stilts.tasks.sources import SAMPLES_ROOT, load_examples
 from tests.test_report import stage, write_run
@@ -37,7 +37,6 @@ from tests.test_report import stage, write_run
 NINE = ["squad", "mnli", "anli_plus", "qqp", "hellaswag", "cosmosqa", "commonsenseqa", "socialiqa", "ccg"]
 
 
-register_resolvers()  # rank.yaml's interpolations, as the CLI has them
 
 
 def sample(task: str, count: int = 12):

@@ -13,7 +13,7 @@ import pytest
 
 from stilts.errors import StiltsError
 from stilts.model.embeddings import EmbeddingSettings, SentenceEmbedder
-from stilts.score import main as score_main
+from stilts.cli.score import main as score_main
 from stilts.tasks import get_task
 from stilts.tasks.retrieval_formats import read_id_pairs, read_id_sentences, read_sentences
 from stilts.tasks.sources import find_files
@@ -139,7 +139,7 @@ def test_score_cli_reads_retrieval_files(task, gold, prediction, expected, tmp_p
 def test_retrieval_targets_read_local_files_only() -> None:
     from hydra import compose, initialize_config_module
 
-    import stilts.train  # noqa: F401
+    import stilts.cli.resolvers  # noqa: F401
     from stilts.run.evaluate import evaluate_retrieval
 
     with initialize_config_module("stilts.conf", version_base="1.3"):

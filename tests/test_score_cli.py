@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stilts.score import main
+from stilts.cli.score import main
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 UDPOS_DE = "udpos_xtreme_format/dev-de.tsv"
