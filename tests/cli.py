@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+REPO = Path(__file__).resolve().parents[1]
 FAULTS = Path(__file__).parent / "faults"  # STILTS_KILL_AT: sitecustomize kills a run at a named point
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stilts.tasks import get_task
-from tests.cli import TYDIQA_LANGUAGES, check_results_schema, expect_exact_retraining, run_folder, stilts
+from tests.cli import REPO, TYDIQA_LANGUAGES, check_results_schema, expect_exact_retraining, run_folder, stilts
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,21 @@ def test_rerun_skips_a_finished_run(quickstart, workspace, stilts_cache) -> None
     assert "skipping this run" in again.stderr + again.stdout
     assert results.read_text() == before
     assert "XTREME score (tydiqa)" in again.stdout
+
+
+@pytest.mark.slow
+def test_the_readmes_xtreme_score_command_finds_the_quickstart_run(quickstart, workspace, stilts_cache) -> None:
+    """The README's `stilts.score xtreme <glob>` line, its glob expanded as a shell would, from the
+    folder the quickstart ran in."""
+    [line] = [line for line in (REPO / "README.md").read_text().splitlines()
+              if line.startswith("python -m stilts.score xtreme ")]
+    pattern = line.split()[4]
+    found = sorted(str(path.relative_to(workspace)) for path in workspace.glob(pattern))
+    assert len(found) == 1, (pattern, found)
+    scored = stilts("xtreme", *found, module="stilts.score", cache=stilts_cache, cwd=workspace, timeout=300)
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert json.loads(scored.stdout)["tasks"]["tydiqa"] == pytest.approx(
+        json.loads((workspace / found[0]).read_text())["score"])
 
 
 @pytest.mark.slow
