@@ -28,7 +28,7 @@ from stilts.data.datamodule import TaskDataModule
 from stilts.data.featurize import FeaturizeSettings
 from stilts.model.encoder import load_tokenizer, resolve_pretrained
 from stilts.tasks import get_task
-from stilts.tasks.sources import read_file
+from stilts.tasks.common.sources import read_file
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = {"xnli": ("xnli/dev-en.tsv", 256), "tydiqa": ("tydiqa_goldp/tydiqa.goldp.en.train.json", 384)}

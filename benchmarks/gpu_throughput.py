@@ -84,7 +84,7 @@ def featurize(args: argparse.Namespace, workdir: Path, tokenizer: Any) -> Any:
     from stilts.data.datamodule import TaskDataModule
     from stilts.data.featurize import FeaturizeSettings
     from stilts.tasks import get_task
-    from stilts.tasks.sources import SAMPLES_ROOT
+    from stilts.tasks.common.sources import SAMPLES_ROOT
 
     lines = (SAMPLES_ROOT / "xnli" / "train-en.tsv").read_text().splitlines()
     folder = workdir / "data" / "xnli"

@@ -26,7 +26,7 @@ import torch
 from stilts.model.embeddings import EmbeddingSettings, SentenceEmbedder
 from stilts.model.encoder import load_tokenizer
 from stilts.model.tiny import build_tiny_xlmr
-from stilts.tasks.sources import SAMPLES_ROOT
+from stilts.tasks.common.sources import SAMPLES_ROOT
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tatoeba"
 

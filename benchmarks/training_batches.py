@@ -26,7 +26,7 @@ from stilts.data.sampling import LengthGroupedSampler, ResumableSampler
 from stilts.model.encoder import load_tokenizer
 from stilts.model.tiny import TinySettings, build_tiny_xlmr
 from stilts.tasks import get_task
-from stilts.tasks.sources import read_file
+from stilts.tasks.common.sources import read_file
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = {  # task: (file, max length as in the task's YAML)

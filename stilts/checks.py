@@ -19,7 +19,7 @@ from stilts.eval.transferability import ESTIMATES
 from stilts.mixtures import expand_intermediate, intermediate_preset, is_mixture
 from stilts.store.stages import Stage
 from stilts.tasks import get_task
-from stilts.tasks.sources import find_files
+from stilts.tasks.common.sources import find_files
 from stilts.tasks.spec import TaskSpec
 
 POSITIVE_INTS = ("train.micro_batch_size", "train.eval_batch_size", "train.checkpoint_every_n_steps")

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tabulate import SEPARATING_LINE, tabulate
+
 from stilts.files import read_json
 
 if TYPE_CHECKING:  # the store reads results files: results never import the store at run time
@@ -87,23 +89,14 @@ def read_results(path: str | Path) -> dict[str, Any] | None:
 
 
 def format_table(results: Mapping[str, Any], columns: Sequence[str] | None = None) -> str:
-    """A fixed-width per-language table with the average and the XTREME score underneath."""
+    """The per-language table (tabulate) with the average and the XTREME score underneath."""
     metrics = results["metrics"]
     columns = list(columns or results["average"].keys())
-    name_width = max([len("language"), len("average")] + [len(language) for language in metrics])
-    width = max([8] + [len(column) for column in columns])
     chain = " -> ".join(results["intermediate"] + [results["target"]]) if results["intermediate"] else results["target"]
+    rows: list[Any] = [[language, *(values.get(column) for column in columns)] for language, values in metrics.items()]
+    rows += [SEPARATING_LINE, ["average", *(results["average"].get(column) for column in columns)]]
     lines = [f"{chain}  ({results['model']}, seed {results['seed']})",
-             "language".ljust(name_width) + "".join(column.rjust(width + 2) for column in columns)]
-    lines.append("-" * len(lines[-1]))
-    rows = list(metrics.items()) + [("average", results["average"])]
-    for language, values in rows:
-        if language == "average":
-            lines.append("-" * len(lines[1]))
-        cells = "".join(
-            (f"{values[column]:.2f}" if column in values else "-").rjust(width + 2) for column in columns
-        )
-        lines.append(language.ljust(name_width) + cells)
+             tabulate(rows, headers=["language", *columns], floatfmt=".2f", missingval="-")]
     for language, reason in (results.get("no_gold") or {}).items():
         lines.append(f"{language}: not scored: {reason}")
     score = results["score"]

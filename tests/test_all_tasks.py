@@ -10,7 +10,7 @@ import pytest
 
 from stilts.cli.score import main as score_main
 from stilts.tasks import get_task
-from stilts.tasks.sources import SAMPLES_ROOT, find_files
+from stilts.tasks.common.sources import SAMPLES_ROOT, find_files
 from tests.cli import check_results_schema, run_folder, stilts
 
 INTERMEDIATE = ("anli_plus", "mnli", "qqp", "squad", "hellaswag", "cosmosqa", "commonsenseqa", "socialiqa", "ccg")

@@ -11,7 +11,7 @@ import pytest
 
 from stilts.checks import check_config
 from stilts.errors import StiltsError
-from stilts.tasks.sources import SAMPLES_ROOT
+from stilts.tasks.common.sources import SAMPLES_ROOT
 from tests.cli import stilts
 from tests.test_configs import compose_config
 

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 import stilts.cli.resolvers  # noqa: F401  (registers the stilts.* resolvers)
 from stilts.run.plan import plan_stages
 from stilts.tasks import get_task
-from stilts.tasks.sources import SAMPLES_ROOT
+from stilts.tasks.common.sources import SAMPLES_ROOT
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -17,7 +17,7 @@ from stilts.model.encoder import load_encoder
 from stilts.model.heads import build_head
 from stilts.model.module import StiltsModule
 from stilts.tasks import get_task
-from stilts.tasks.sources import SAMPLES_ROOT
+from stilts.tasks.common.sources import SAMPLES_ROOT
 
 LANGUAGES = ["de", "zh", "en", "sw", "fr"]
 

@@ -15,7 +15,8 @@ from stilts.data.decode import decode
 from stilts.data.featurize import FeaturizeSettings, span_qa, tagging
 from stilts.model.heads import IGNORE_INDEX
 from stilts.tasks import get_task, hellaswag, mnli, squad, tydiqa, udpos, xnli  # noqa: F401  (register all tasks)
-from stilts.tasks.formats import read_conllu, read_squad_json, read_token_tsv
+from stilts.tasks.common.readers import read_squad_json, read_token_tsv
+from stilts.tasks.udpos import read_conllu
 from stilts.tasks.udpos import UPOS
 
 QA_FILES = {

@@ -1,4 +1,4 @@
-"""Every task's Hub source is recorded in stilts/tasks/hub_schema.json and its converter turns rows of
+"""Every task's Hub source is recorded in stilts/tasks/common/hub_schema.json and its converter turns rows of
 exactly the recorded features into stilts examples (`datasets.load_dataset` is replaced by in-memory
 datasets: the Hub is not reachable here); a dataset whose features changed is refused in one line."""
 
@@ -11,8 +11,8 @@ import pytest
 
 from stilts.errors import StiltsError
 from stilts.tasks import get_task, task_names
-from stilts.tasks.hub_schema import recorded_source
-from stilts.tasks.sources import SAMPLES_ROOT, load_examples
+from stilts.tasks.common.hub_schema import recorded_source
+from stilts.tasks.common.sources import SAMPLES_ROOT, load_examples
 from stilts.tasks.tydiqa import LANGUAGE_NAMES as TYDIQA_NAMES
 from stilts.tasks.udpos import UPOS
 
@@ -274,7 +274,7 @@ def test_a_source_change_is_a_new_stage_key(monkeypatch) -> None:
 
 
 def test_a_row_count_unlike_the_published_one_is_noted(monkeypatch) -> None:
-    from stilts.tasks.sources import load_split
+    from stilts.tasks.common.sources import load_split
 
     monkeypatch.setattr(datasets, "load_dataset", lambda path, config=None, split=None, revision=None:
                         generated_dataset(path, config, "de"))

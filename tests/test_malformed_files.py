@@ -11,8 +11,10 @@ import pytest
 
 from stilts.errors import StiltsError
 from stilts.tasks import get_task
-from stilts.tasks.formats import read_conllu, read_hellaswag_jsonl, read_squad_json
-from stilts.tasks.sources import read_files
+from stilts.tasks.common.readers import read_squad_json
+from stilts.tasks.udpos import read_conllu
+from stilts.tasks.hellaswag import read_hellaswag_jsonl
+from stilts.tasks.common.sources import read_files
 from stilts.tasks.udpos import UPOS
 
 

@@ -11,7 +11,7 @@ import pytest
 from stilts.errors import StiltsError
 from stilts.mixtures import expand_intermediate
 from stilts.tasks import get_task
-from stilts.tasks.sources import SAMPLES_ROOT, find_files, read_file, read_files
+from stilts.tasks.common.sources import SAMPLES_ROOT, find_files, read_file, read_files
 
 NINE = {"squad", "mnli", "anli_plus", "qqp", "hellaswag", "cosmosqa", "commonsenseqa", "socialiqa", "ccg"}
 

@@ -10,7 +10,7 @@ import torch
 from stilts.data.collate import MaskingCollator
 from stilts.model.heads import IGNORE_INDEX
 from stilts.tasks import get_task
-from stilts.tasks.sources import SAMPLES_ROOT, read_files
+from stilts.tasks.common.sources import SAMPLES_ROOT, read_files
 
 VOCAB, MASK, PAD, SPECIAL = 1000, 999, 1, (0, 1, 2, 3, 999)
 

@@ -12,8 +12,8 @@ import pytest
 
 from stilts.report.load import load_runs, tidy
 from stilts.tasks import get_task
-from stilts.tasks.gold import PLACEHOLDER_MIN_EXAMPLES, missing_gold
-from stilts.tasks.sources import SAMPLES_ROOT
+from stilts.tasks.common.gold import PLACEHOLDER_MIN_EXAMPLES, missing_gold
+from stilts.tasks.common.sources import SAMPLES_ROOT
 from tests.cli import stilts
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stilts.cli.prepare import prepare
-from stilts.tasks.sources import SAMPLES_ROOT
+from stilts.tasks.common.sources import SAMPLES_ROOT
 from tests.cli import stilts
 
 

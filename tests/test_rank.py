@@ -31,7 +31,7 @@ from stilts.model.heads import build_head
 from stilts.model.probe import WHOLE_SEQUENCE, leep_mismatch, probe_encoder
 from stilts.run.ranking import rank
 from stilts.tasks import get_task, task_names
-from stilts.tasks.sources import SAMPLES_ROOT, load_examples
+from stilts.tasks.common.sources import SAMPLES_ROOT, load_examples
 from tests.test_report import stage, write_run
 
 NINE = ["squad", "mnli", "anli_plus", "qqp", "hellaswag", "cosmosqa", "commonsenseqa", "socialiqa", "ccg"]

@@ -16,9 +16,10 @@ from stilts.errors import StiltsError
 # Importing every task module registers all six tasks whatever the import order: with only some
 # modules imported first, the lazy registry loads nothing more (see test_registry_after_direct_import).
 from stilts.tasks import get_task, hellaswag, mnli, squad, task_names, tydiqa, udpos, xnli  # noqa: F401
-from stilts.tasks.formats import read_conllu, read_glue_tsv, read_pair_tsv, read_squad_json, read_token_tsv
+from stilts.tasks.common.readers import read_glue_tsv, read_pair_tsv, read_squad_json, read_token_tsv
+from stilts.tasks.udpos import read_conllu
 from stilts.tasks.mnli import NLI_LABELS
-from stilts.tasks.sources import find_files, load_examples, read_files
+from stilts.tasks.common.sources import find_files, load_examples, read_files
 from stilts.tasks.udpos import UPOS
 
 
@@ -217,7 +218,7 @@ def test_registry_after_direct_import() -> None:
             "print(','.join(task_names()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     expected = sorted(p.stem for p in Path(stilts.tasks.__file__).parent.glob("*.py")
-                      if p.stem != "__init__" and p.stem not in stilts.tasks._INFRASTRUCTURE)
+                      if p.stem != "__init__" and p.stem not in stilts.tasks.NOT_TASKS)
     assert out.split(",") == expected
     assert {"anli_plus", "ccg", "xcopa", "mlqa", "xnli"} <= set(expected)
 

@@ -15,8 +15,8 @@ from stilts.model.heads import DualEncoderHead
 from stilts.tasks import get_task
 from stilts.tasks.mewslix import entity_text, marked_mention
 from stilts.tasks.mewslix_pairs import read_mention_entity_pairs
-from stilts.tasks.pair_ranking import score_pairs
-from stilts.tasks.sources import SAMPLES_ROOT
+from stilts.tasks.common.pair_ranking import score_pairs
+from stilts.tasks.common.sources import SAMPLES_ROOT
 from stilts.tasks.squad_pairs import read_squad_pairs
 from tests.cli import expect_exact_retraining, stilts
 

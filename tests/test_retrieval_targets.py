@@ -15,8 +15,8 @@ from stilts.errors import StiltsError
 from stilts.model.embeddings import EmbeddingSettings, SentenceEmbedder
 from stilts.cli.score import main as score_main
 from stilts.tasks import get_task
-from stilts.tasks.retrieval_formats import read_id_pairs, read_id_sentences, read_sentences
-from stilts.tasks.sources import find_files
+from stilts.tasks.common.retrieval_formats import read_id_pairs, read_id_sentences, read_sentences
+from stilts.tasks.common.sources import find_files
 
 TATOEBA = {"de": "deu", "fr": "fra", "es": "spa", "zh": "cmn", "ar": "ara", "ru": "rus", "ja": "jpn", "hi": "hin",
            "sw": "swh", "th": "tha"}

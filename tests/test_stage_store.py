@@ -16,7 +16,7 @@ from filelock import FileLock, Timeout
 from stilts.store import stages
 from stilts.errors import StiltsError
 from stilts.run.plan import plan_stages
-from stilts.tasks.sources import SAMPLES_ROOT
+from stilts.tasks.common.sources import SAMPLES_ROOT
 from stilts.run.data import batch_layout
 from tests.test_configs import compose_config
 

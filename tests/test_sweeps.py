@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from stilts.tasks.sources import SAMPLES_ROOT
+from stilts.tasks.common.sources import SAMPLES_ROOT
 from tests.cli import FAULTS, expect_exact_retraining, out, run_folder, stilts
 
 PIPELINE = ("+intermediate=squad", "target=tydiqa", "experiment=quickstart", "target.languages=[en,sw]",

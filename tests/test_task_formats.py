@@ -10,16 +10,14 @@ import pytest
 
 from stilts.errors import StiltsError
 from stilts.tasks import get_task
-from stilts.tasks.formats import (
-    read_commonsenseqa_jsonl,
-    read_copa_jsonl,
-    read_cosmosqa_csv,
-    read_nli_jsonl,
-    read_socialiqa_jsonl,
-    read_token_tsv,
-)
+from stilts.tasks.common.readers import read_token_tsv
+from stilts.tasks.commonsenseqa import read_commonsenseqa_jsonl
+from stilts.tasks.xcopa import read_copa_jsonl
+from stilts.tasks.cosmosqa import read_cosmosqa_csv
+from stilts.tasks.anli_plus import read_nli_jsonl
+from stilts.tasks.socialiqa import read_socialiqa_jsonl
 from stilts.tasks.mnli import NLI_LABELS
-from stilts.tasks.sources import SAMPLES_ROOT, read_files
+from stilts.tasks.common.sources import SAMPLES_ROOT, read_files
 
 INTERMEDIATE = ("anli_plus", "mnli", "qqp", "squad", "hellaswag", "cosmosqa", "commonsenseqa", "socialiqa", "ccg")
 

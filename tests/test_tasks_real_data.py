@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from stilts.tasks import get_task
-from stilts.tasks.sources import read_files
+from stilts.tasks.common.sources import read_files
 
 
 def xtreme_root(tmp_path: Path, shared: Path, links: dict[str, str]) -> Path:
@@ -100,7 +100,7 @@ def test_xcopa_both_layouts(shared_data, tmp_path, layout) -> None:
 
 
 def test_udpos_xtreme_r_languages_are_selectable_not_default() -> None:
-    from stilts.tasks.sources import check_languages
+    from stilts.tasks.common.sources import check_languages
 
     spec = get_task("udpos")
     assert "lt" not in spec.languages and "lt" in spec.all_languages
@@ -112,7 +112,7 @@ def test_udpos_xtreme_r_languages_are_selectable_not_default() -> None:
 def test_anli_plus_needs_every_part_of_its_bundle(tmp_path) -> None:
     """ANLI+ trains on ANLI R1-R3 + MNLI + SNLI together; a missing part is named, not silently skipped."""
     from stilts.errors import StiltsError
-    from stilts.tasks.sources import SAMPLES_ROOT
+    from stilts.tasks.common.sources import SAMPLES_ROOT
 
     spec = get_task("anli_plus")
     anli = sum(len(p.read_text(encoding="utf-8").splitlines()) for p in SAMPLES_ROOT.glob("anli/anli_v1.0/R*/train.jsonl"))

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from stilts.model.tiny import SPECIAL_TOKENS, TinySettings, corpus_texts
-from stilts.tasks.sources import SAMPLES_ROOT
+from stilts.tasks.common.sources import SAMPLES_ROOT
 
 BUILD = "import sys; from pathlib import Path; from stilts.model.tiny import build_tiny_xlmr; " \
-        "from stilts.tasks.sources import SAMPLES_ROOT; print(build_tiny_xlmr(SAMPLES_ROOT, Path(sys.argv[1])))"
+        "from stilts.tasks.common.sources import SAMPLES_ROOT; print(build_tiny_xlmr(SAMPLES_ROOT, Path(sys.argv[1])))"
 
 
 def _files(folder: Path) -> dict[str, bytes]:

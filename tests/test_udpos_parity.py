@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from stilts.tasks.formats import read_conllu, read_token_tsv
+from stilts.tasks.common.readers import read_token_tsv
+from stilts.tasks.udpos import read_conllu
 from stilts.tasks.udpos import UPOS
 
 FUSED_GERMAN = {"im", "am", "zum", "zur", "vom", "beim"}

@@ -21,6 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
+from tabulate import tabulate
 
 from stilts.errors import DataMissing, HubUnreachable, StiltsError
 from stilts.files import write_json_atomic
@@ -84,7 +85,7 @@ def job_needs(cfg: DictConfig) -> tuple[set[Need], tuple[str, Any]]:
     from stilts.mixtures import expand_intermediate
     from stilts.run.plan import stage_tasks
     from stilts.tasks import get_task
-    from stilts.tasks.sources import check_languages
+    from stilts.tasks.common.sources import check_languages
 
     check_config(cfg)
     with open_dict(cfg):
@@ -114,8 +115,8 @@ def check_need(need: Need, evaluated: bool) -> Checked:
     """Read one need through the runs' own loader; an evaluated split without gold is a warning
     (its run predicts but does not score it), training or selection data without gold an error."""
     from stilts.tasks import get_task
-    from stilts.tasks.gold import missing_gold
-    from stilts.tasks.sources import describe_source, find_files, load_split, uses_hub
+    from stilts.tasks.common.gold import missing_gold
+    from stilts.tasks.common.sources import describe_source, find_files, load_split, uses_hub
 
     spec = get_task(need.task)
     checked = Checked(need.task, need.split, need.language,
@@ -206,15 +207,12 @@ def summary_rows(checked: Sequence[Checked]) -> list[dict[str, Any]]:
 
 
 def format_summary(rows: Sequence[dict[str, Any]]) -> str:
+    """What the command needs, one row per task, split and source (tabulate)."""
     columns = ("task", "split", "languages", "rows", "size", "source", "status")
-    cells = [[_size(row[c]) if c == "size" else "-" if row[c] is None else str(row[c]) for c in columns] for row in rows]
-    cells = [[cell if len(cell) <= 60 else cell[:57] + "..." for cell in line] for line in cells]
-    widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines.append("-" * len(lines[0]))
-    lines += ["  ".join(cell.rjust(w) if c in ("rows", "size") else cell.ljust(w)
-                        for c, cell, w in zip(columns, line, widths)) for line in cells]
-    return "\n".join(lines)
+    cells = [[_size(row[c]) if c == "size" else row[c] for c in columns] for row in rows]
+    cells = [[cell[:57] + "..." if isinstance(cell, str) and len(cell) > 60 else cell for cell in line] for line in cells]
+    return tabulate(cells, headers=columns, missingval="-", disable_numparse=True,
+                    colalign=["right" if c in ("rows", "size") else "left" for c in columns])
 
 
 # -- the command -----------------------------------------------------------------------------------------------

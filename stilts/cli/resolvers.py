@@ -12,7 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 from stilts.errors import StiltsError
 from stilts.identity import model_tag, run_key
 from stilts.sweep import slurm_gpus, slurm_tasks, sweep_id
-from stilts.tasks.sources import SAMPLES_ROOT
+from stilts.tasks.common.sources import SAMPLES_ROOT
 
 
 def _job_run_key(*, _root_: DictConfig) -> str:

@@ -19,8 +19,8 @@ from stilts.errors import StiltsError
 from stilts.eval.qa import Answer
 from stilts.eval.xtreme import BENCHMARKS, collect_task_scores, xtreme_score
 from stilts.tasks import get_task, task_names
-from stilts.tasks.formats import load_json, qa_has_gold
-from stilts.tasks.sources import read_file
+from stilts.tasks.common.readers import load_json, qa_has_gold
+from stilts.tasks.common.sources import read_file
 from stilts.tasks.spec import Example, TaskSpec
 
 Metrics = dict[str, float]

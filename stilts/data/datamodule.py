@@ -27,8 +27,8 @@ from stilts.data.decode import decode
 from stilts.data.sampling import LengthGroupedSampler, ResumableDataLoader, ResumableSampler
 from stilts.data.featurize import FEATURIZERS, MODEL_INPUTS, FeaturizeSettings
 from stilts.errors import StiltsError
-from stilts.tasks.gold import missing_gold, with_stand_in_gold
-from stilts.tasks.sources import load_split
+from stilts.tasks.common.gold import missing_gold, with_stand_in_gold
+from stilts.tasks.common.sources import load_split
 from stilts.tasks.spec import Example, TaskSpec
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ def resolve_pretrained(name_or_path: str, cache_dir: str | Path, tiny: Mapping[s
     """What from_pretrained should load: `tiny` becomes the path of the locally built model."""
     if name_or_path != TINY:
         return name_or_path
-    from stilts.tasks.sources import SAMPLES_ROOT
+    from stilts.tasks.common.sources import SAMPLES_ROOT
 
     settings = TinySettings(**dict(tiny or {}))
     return str(build_tiny_xlmr(Path(corpus_root or SAMPLES_ROOT), Path(cache_dir), settings))

@@ -18,7 +18,7 @@ from stilts.files import apply_umask_modes, atomic_output, replace_folder, write
 from stilts.model.module import StiltsModule
 from stilts.store import stages
 from stilts.store.stages import Stage
-from stilts.tasks.predictions import render_predictions
+from stilts.tasks.common.predictions import render_predictions
 from stilts.tasks.spec import TaskSpec
 
 

@@ -19,7 +19,7 @@ from stilts.run.loggers import log_run
 from stilts.run.plan import plan_stages
 from stilts.store import encoders
 from stilts.tasks import get_task
-from stilts.tasks.sources import check_languages
+from stilts.tasks.common.sources import check_languages
 
 
 def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:

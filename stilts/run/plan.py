@@ -20,7 +20,7 @@ from stilts.identity import STAGE_FORMAT, config_identity, digest, trainer_ident
 from stilts.mixtures import expand_intermediate, is_mixture
 from stilts.store.stages import Stage, StageTask
 from stilts.tasks import get_task
-from stilts.tasks.sources import find_files, hub_parts, uses_hub
+from stilts.tasks.common.sources import find_files, hub_parts, uses_hub
 from stilts.tasks.spec import TaskSpec
 
 EVALUATION_ONLY = ("languages", "eval_split", "before")  # a target's settings that never change weights

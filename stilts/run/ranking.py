@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
+from tabulate import tabulate
 from safetensors.torch import load_file
 
 from stilts.store import stages
@@ -48,7 +49,7 @@ from stilts.model.probe import POOLINGS, ProbeOutput, leep_mismatch, probe_encod
 from stilts.run.plan import plan_stages
 from stilts.store.stages import Stage, StageTask
 from stilts.tasks import get_task
-from stilts.tasks.sources import load_examples
+from stilts.tasks.common.sources import load_examples
 
 log = logging.getLogger(__name__)
 FEATURE_ESTIMATES = {"logme": logme, "h_score": h_score, "transrate": transrate}
@@ -289,7 +290,7 @@ def table_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def format_ranking(document: Mapping[str, Any]) -> str:
-    """The ranked table as fixed-width text, with what the rows are and what it cost."""
+    """The ranked table (tabulate), with what the rows are and what it cost."""
     rows_info = document["target_rows"]
     header = ["rank", "candidate", *(part for name in TABLE_COLUMNS
                                      for part in ((name, "Δ") if name in document["pretrained"] else (name,))), "s"]
@@ -304,11 +305,8 @@ def format_ranking(document: Mapping[str, Any]) -> str:
             if name in record["change"]:
                 cells.append(_cell(record["change"][name], signed=True))
         body.append([*cells, f"{record['seconds']:.1f}"])
-    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
-    lines.append("  ".join(cell.ljust(w) if i == 1 else cell.rjust(w) for i, (cell, w) in enumerate(zip(header, widths))))
-    lines.append("-" * len(lines[-1]))
-    lines += ["  ".join(cell.ljust(w) if i == 1 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-              for row in body]
+    lines.append(tabulate(body, headers=header, disable_numparse=True,
+                          colalign=["left" if i == 1 else "right" for i in range(len(header))]))
     lines.append("pretrained encoder: " + ", ".join(f"{name} {value:.4f}" for name, value in document["pretrained"].items())
                  + "  (Δ: the candidate's trained encoder minus this)")
     untrained = [record["candidate"] for record in document["candidates"] if record["stage"] is None]

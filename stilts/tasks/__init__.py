@@ -1,4 +1,5 @@
-"""The task registry: every module in this package registers its TaskSpec(s) on import."""
+"""The task registry: every module in this package registers its TaskSpec(s) on import (its shared
+readers and helpers live in the `common` subpackage, which is never taken for a task)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from stilts.errors import StiltsError
 from stilts.tasks.spec import TaskSpec
 
 _TASKS: dict[str, TaskSpec] = {}
-_INFRASTRUCTURE = {"spec", "formats", "scoring", "sources", "predictions", "retrieval_formats", "pair_ranking", "gold",
-                   "hub_schema"}
+# Not tasks: the spec every task module fills in, and `common/` (what tasks share).
+NOT_TASKS = {"spec"}
 
 
 def register(spec: TaskSpec) -> TaskSpec:
@@ -29,7 +30,7 @@ def _load_all() -> None:
     if _loaded:
         return
     for module in pkgutil.iter_modules(__path__):
-        if module.name not in _INFRASTRUCTURE:
+        if not module.ispkg and module.name not in NOT_TASKS:
             importlib.import_module(f"{__name__}.{module.name}")
     _loaded = True
 

@@ -1,14 +1,37 @@
 """ANLI+: ANLI rounds 1-3 trained together with MultiNLI and SNLI, one shared 3-way NLI head
 (intermediate task, as in Phang et al. 2020); selected on the three ANLI dev rounds."""
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from stilts.tasks import register
-from stilts.tasks.formats import read_glue_tsv, read_nli_jsonl
+from stilts.tasks.common.readers import check_label, jsonl_rows, read_glue_tsv, require_keys
+from stilts.tasks.common.scoring import metric, score_labels
 from stilts.tasks.mnli import NLI_LABELS
 from stilts.tasks.mnli import hub_rows_to_examples as mnli_rows
-from stilts.tasks.scoring import metric, score_labels
-from stilts.tasks.spec import HubSource, TaskSpec
+from stilts.tasks.spec import Example, HubSource, TaskSpec
+
+
+ANLI_LABELS = {"e": "entailment", "n": "neutral", "c": "contradiction"}
+
+def read_nli_jsonl(path: Path, labels: Sequence[str]) -> list[Example]:
+    """ANLI release (`context`, `hypothesis`, label e/n/c) or SNLI (`sentence1`, `sentence2`,
+    `gold_label`) jsonl; SNLI pairs without annotator consensus (gold_label "-") are skipped, as
+    everyone does."""
+    examples = []
+    for number, row in jsonl_rows(path):
+        where = f"{path}:{number}"
+        if "gold_label" in row:
+            require_keys(row, ("sentence1", "sentence2"), where)
+            if row["gold_label"] == "-":
+                continue
+            text_a, text_b, label = row["sentence1"], row["sentence2"], row["gold_label"]
+        else:
+            require_keys(row, ("context", "hypothesis", "label"), where)
+            text_a, text_b, label = row["context"], row["hypothesis"], ANLI_LABELS.get(row["label"], row["label"])
+        examples.append({"id": str(row.get("uid", row.get("pairID", f"{path.stem}-{number}"))),
+                         "text_a": text_a, "text_b": text_b, "label": check_label(label, labels, where)})
+    return examples
 
 _HUB_LABELS = ("entailment", "neutral", "contradiction")  # facebook/anli and stanfordnlp/snli order
 

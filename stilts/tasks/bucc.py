@@ -9,9 +9,9 @@ from typing import Any
 from stilts.errors import StiltsError
 from stilts.eval.retrieval import bucc_candidates, bucc_extract, bucc_scores, bucc_threshold
 from stilts.tasks import register
-from stilts.tasks.retrieval_formats import read_id_pairs, read_id_sentences
-from stilts.tasks.scoring import metric
-from stilts.tasks.sources import find_files
+from stilts.tasks.common.retrieval_formats import read_id_pairs, read_id_sentences
+from stilts.tasks.common.scoring import metric
+from stilts.tasks.common.sources import find_files
 from stilts.tasks.spec import NO_SETTINGS, Embed, TaskSpec
 
 LANGUAGES = ("de", "fr", "ru", "zh")

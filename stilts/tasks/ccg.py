@@ -7,8 +7,8 @@ The training data defines the supertag set; a dev supertag never seen in trainin
 from functools import partial
 
 from stilts.tasks import register
-from stilts.tasks.formats import read_token_tsv
-from stilts.tasks.scoring import metric, score_tag_accuracy
+from stilts.tasks.common.readers import read_token_tsv
+from stilts.tasks.common.scoring import metric, score_tag_accuracy
 from stilts.tasks.spec import TaskSpec
 
 CCG = register(TaskSpec(

@@ -1,9 +1,30 @@
 """CosmosQA: English reading comprehension needing commonsense, 4-way multiple choice (intermediate task)."""
 
+import csv
+from pathlib import Path
+
+from stilts.errors import StiltsError
 from stilts.tasks import register
-from stilts.tasks.formats import read_cosmosqa_csv
-from stilts.tasks.scoring import metric, score_labels
-from stilts.tasks.spec import HubSource, TaskSpec
+from stilts.tasks.common.readers import choice_label, require_keys
+from stilts.tasks.common.scoring import metric, score_labels
+from stilts.tasks.spec import Example, HubSource, TaskSpec
+
+
+def read_cosmosqa_csv(path: Path) -> list[Example]:
+    """CosmosQA release csv: id, context, question, answer0..answer3, label."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise StiltsError(f"{path}: not a readable CSV file ({error})") from None
+    examples = []
+    for number, row in enumerate(rows, start=2):
+        where = f"{path}:{number}"
+        require_keys(row, ("id", "context", "question", "answer0", "answer1", "answer2", "answer3"), where)
+        choices = [row[f"answer{i}"] for i in range(4)]
+        examples.append({"id": row["id"], "context": f"{row['context']} {row['question']}", "choices": choices,
+                         "label": choice_label(row.get("label"), 4, where)})
+    return examples
 
 
 def hub_rows_to_examples(dataset, language: str) -> list[dict]:

@@ -1,10 +1,25 @@
 """HellaSwag: English commonsense sentence completion, 4-way multiple choice (intermediate task)."""
 
 
+from pathlib import Path
+
+from stilts.errors import StiltsError
 from stilts.tasks import register
-from stilts.tasks.formats import read_hellaswag_jsonl
-from stilts.tasks.scoring import metric, score_labels
-from stilts.tasks.spec import HubSource, TaskSpec
+from stilts.tasks.common.readers import choice_label, jsonl_rows
+from stilts.tasks.common.scoring import metric, score_labels
+from stilts.tasks.spec import Example, HubSource, TaskSpec
+
+
+def read_hellaswag_jsonl(path: Path) -> list[Example]:
+    """HellaSwag release jsonl: context `ctx`, four `endings`, integer `label`."""
+    examples = []
+    for number, row in jsonl_rows(path):
+        endings = row.get("endings")
+        if not isinstance(endings, list) or len(endings) < 2 or "ctx" not in row:
+            raise StiltsError(f"{path}:{number}: a HellaSwag row needs 'ctx' and a list of 'endings'")
+        examples.append({"id": str(row.get("ind", number)), "context": row["ctx"], "choices": endings,
+                         "label": choice_label(row.get("label"), len(endings), f"{path}:{number}")})
+    return examples
 
 
 def hub_rows_to_examples(dataset, language: str) -> list[dict]:

@@ -15,11 +15,11 @@ from stilts.errors import StiltsError
 from stilts.eval.retrieval import mean_average_precision_at_k
 from stilts.eval.search import knn
 from stilts.tasks import register
-from stilts.tasks.formats import jsonl_rows
+from stilts.tasks.common.readers import jsonl_rows
 from stilts.tasks.lareqa import K, pad_ranking, score_rankings, text_format
-from stilts.tasks.retrieval_formats import read_rankings, render_rankings
-from stilts.tasks.scoring import metric
-from stilts.tasks.sources import find_files
+from stilts.tasks.common.retrieval_formats import read_rankings, render_rankings
+from stilts.tasks.common.scoring import metric
+from stilts.tasks.common.sources import find_files
 from stilts.tasks.spec import NO_SETTINGS, Embed, TaskSpec
 
 LANGUAGES = ("ar", "de", "en", "es", "fa", "ja", "pl", "ro", "ta", "tr", "uk")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from stilts.errors import StiltsError
 from stilts.tasks import register
-from stilts.tasks.formats import jsonl_rows
+from stilts.tasks.common.readers import jsonl_rows
 from stilts.tasks.mewslix import entity_text, marked_mention, mention_sentence
-from stilts.tasks.pair_ranking import score_pairs
-from stilts.tasks.scoring import metric
+from stilts.tasks.common.pair_ranking import score_pairs
+from stilts.tasks.common.scoring import metric
 from stilts.tasks.spec import Example, TaskSpec
 
 

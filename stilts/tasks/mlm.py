@@ -2,9 +2,9 @@
 intermediate training (a stage of its own, or a member of a mixture such as squad + mlm)."""
 
 from stilts.tasks import register
-from stilts.tasks.formats import read_text_lines
+from stilts.tasks.common.readers import read_text_lines
 from stilts.tasks.panx import LANGUAGES as XTREME_LANGUAGES
-from stilts.tasks.scoring import metric, score_mlm
+from stilts.tasks.common.scoring import metric, score_mlm
 from stilts.tasks.spec import TaskSpec
 
 MLM = register(TaskSpec(

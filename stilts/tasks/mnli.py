@@ -3,8 +3,8 @@
 from functools import partial
 
 from stilts.tasks import register
-from stilts.tasks.formats import read_glue_tsv
-from stilts.tasks.scoring import metric, score_labels
+from stilts.tasks.common.readers import read_glue_tsv
+from stilts.tasks.common.scoring import metric, score_labels
 from stilts.tasks.spec import HubSource, TaskSpec
 
 NLI_LABELS = ("contradiction", "entailment", "neutral")

@@ -3,8 +3,8 @@
 from functools import partial
 
 from stilts.tasks import register
-from stilts.tasks.formats import read_token_tsv
-from stilts.tasks.scoring import metric, score_tags
+from stilts.tasks.common.readers import read_token_tsv
+from stilts.tasks.common.scoring import metric, score_tags
 from stilts.tasks.spec import HubSource, TaskSpec
 
 LANGUAGES = ("ar", "he", "vi", "id", "jv", "ms", "tl", "eu", "ml", "ta", "te", "af", "nl", "en", "de", "el", "bn",

@@ -33,7 +33,7 @@ FileTemplate = str | tuple[str, ...]
 class HubSource:
     """Where the task lives on the Hugging Face Hub and how its rows become stilts examples. Every
     source is a repository of data files (`datasets` >= 4 refuses loading scripts), recorded with
-    its features in stilts/tasks/hub_schema.json."""
+    its features in stilts/tasks/common/hub_schema.json."""
 
     path: str
     name: Callable[[str], str | None]  # language -> dataset config name

@@ -2,8 +2,8 @@
 
 
 from stilts.tasks import register
-from stilts.tasks.formats import read_squad_json
-from stilts.tasks.scoring import qa_score, score_squad_v2
+from stilts.tasks.common.readers import read_squad_json
+from stilts.tasks.common.scoring import qa_score, score_squad_v2
 from stilts.tasks.spec import HubSource, TaskSpec
 
 

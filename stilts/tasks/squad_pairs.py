@@ -18,9 +18,9 @@ from pathlib import Path
 import pysbd
 
 from stilts.tasks import register
-from stilts.tasks.formats import read_squad_json
-from stilts.tasks.pair_ranking import score_pairs
-from stilts.tasks.scoring import metric
+from stilts.tasks.common.readers import read_squad_json
+from stilts.tasks.common.pair_ranking import score_pairs
+from stilts.tasks.common.scoring import metric
 from stilts.tasks.spec import Example, HubSource, TaskSpec
 from stilts.tasks.squad import hub_rows_to_examples
 

@@ -11,9 +11,9 @@ from stilts.errors import StiltsError
 from stilts.eval.retrieval import tatoeba_accuracy
 from stilts.eval.search import knn
 from stilts.tasks import register
-from stilts.tasks.retrieval_formats import read_indices, read_sentences
-from stilts.tasks.scoring import metric
-from stilts.tasks.sources import find_files
+from stilts.tasks.common.retrieval_formats import read_indices, read_sentences
+from stilts.tasks.common.scoring import metric
+from stilts.tasks.common.sources import find_files
 from stilts.tasks.spec import NO_SETTINGS, Embed, TaskSpec
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
 """TyDiQA-GoldP: extractive QA trained on English, evaluated zero-shot in 9 languages (target task)."""
 
 from stilts.tasks import register
-from stilts.tasks.formats import TRANSLATED_SQUAD, read_squad_json
-from stilts.tasks.scoring import qa_score, score_squad_v1
+from stilts.tasks.common.readers import TRANSLATED_SQUAD, read_squad_json
+from stilts.tasks.common.scoring import qa_score, score_squad_v1
 from stilts.tasks.spec import HubSource, TaskSpec
 
 LANGUAGE_NAMES = {

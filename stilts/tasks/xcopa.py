@@ -3,10 +3,32 @@
 XTREME-R's recipe trains on English Social IQa, then on English COPA (conf/target/xcopa.yaml puts
 `socialiqa` in the target's `before` stages), then predicts every XCOPA language."""
 
+from pathlib import Path
+
+from stilts.errors import StiltsError
 from stilts.tasks import register
-from stilts.tasks.formats import copa_context, read_copa_jsonl
-from stilts.tasks.scoring import metric, score_labels
-from stilts.tasks.spec import HubSource, TaskSpec
+from stilts.tasks.common.readers import choice_label, jsonl_rows, require_keys
+from stilts.tasks.common.scoring import metric, score_labels
+from stilts.tasks.spec import Example, HubSource, TaskSpec
+
+
+def copa_context(premise: str, question: str) -> str:
+    """XTREME-R's run_xcopa.py input: the premise, then the question in English for every language."""
+    return f"{premise} What was the {question}?"
+
+def read_copa_jsonl(path: Path) -> list[Example]:
+    """(X)COPA jsonl: premise, choice1, choice2, question cause|effect, label 0/1. The context is
+    "<premise> What was the <question>?" in English for every language, as XTREME-R's run_xcopa.py."""
+    examples = []
+    for number, row in jsonl_rows(path):
+        where = f"{path}:{number}"
+        require_keys(row, ("premise", "choice1", "choice2", "question"), where)
+        if row["question"] not in ("cause", "effect"):
+            raise StiltsError(f"{where}: question {row['question']!r} is neither 'cause' nor 'effect'")
+        examples.append({"id": str(row.get("idx", number)),
+                         "context": copa_context(row["premise"], row["question"]),
+                         "choices": [row["choice1"], row["choice2"]], "label": choice_label(row.get("label"), 2, where)})
+    return examples
 
 LANGUAGES = ("et", "ht", "id", "it", "qu", "sw", "ta", "th", "tr", "vi", "zh")
 

@@ -3,9 +3,9 @@
 from functools import partial
 
 from stilts.tasks import register
-from stilts.tasks.formats import read_pair_tsv, read_translated_pair_tsv
+from stilts.tasks.common.readers import read_pair_tsv, read_translated_pair_tsv
 from stilts.tasks.mnli import NLI_LABELS
-from stilts.tasks.scoring import metric, score_labels
+from stilts.tasks.common.scoring import metric, score_labels
 from stilts.tasks.spec import HubSource, TaskSpec
 
 LANGUAGES = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")

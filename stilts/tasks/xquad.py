@@ -1,8 +1,8 @@
 """XQuAD: extractive QA trained on English SQuAD v1.1, evaluated zero-shot in 11 languages (target)."""
 
 from stilts.tasks import register
-from stilts.tasks.formats import TRANSLATED_SQUAD, read_squad_json
-from stilts.tasks.scoring import qa_score, score_squad_v1
+from stilts.tasks.common.readers import TRANSLATED_SQUAD, read_squad_json
+from stilts.tasks.common.scoring import qa_score, score_squad_v1
 from stilts.tasks.spec import HubSource, TaskSpec
 from stilts.tasks.squad import hub_rows_to_examples
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from stilts.errors import DataMalformed, DataMissing, HubUnreachable, StiltsError
-from stilts.tasks.hub_schema import check_hub_features, published_rows
+from stilts.tasks.common.hub_schema import check_hub_features, published_rows
 from stilts.tasks.spec import Example, HubSource, Reader, TaskSpec
 
-SAMPLES_ROOT = Path(__file__).resolve().parents[1] / "samples"
+SAMPLES_ROOT = Path(__file__).resolve().parents[2] / "samples"
 
 
 def _english_only(spec: TaskSpec, split: str, language: str, bundle: tuple[str, ...]) -> bool:
@@ -151,7 +151,7 @@ def _convert(spec: TaskSpec, part: HubSource, split: str, language: str, dataset
         return part.convert(dataset, language)
     except (KeyError, TypeError, IndexError, AttributeError, ValueError) as error:
         raise DataMalformed(f"{part.describe(split, language)}: rows do not have the {spec.name} schema stilts "
-                          f"reads ({type(error).__name__}: {error}); see stilts/tasks/hub_schema.json") from None
+                          f"reads ({type(error).__name__}: {error}); see stilts/tasks/common/hub_schema.json") from None
 
 
 def _load_hub(spec: TaskSpec, split: str, language: str) -> Loaded:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from stilts.errors import StiltsError
-from stilts.tasks.formats import numbered_lines
+from stilts.tasks.common.readers import numbered_lines
 
 
 def read_sentences(path: Path) -> list[str]:

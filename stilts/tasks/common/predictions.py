@@ -10,8 +10,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from stilts.tasks.pair_ranking import rank_pairs
-from stilts.tasks.retrieval_formats import render_rankings
+from stilts.tasks.common.pair_ranking import rank_pairs
+from stilts.tasks.common.retrieval_formats import render_rankings
 from stilts.tasks.spec import Example, TaskSpec
 
 

@@ -79,6 +79,6 @@ def check_hub_features(part: Any, language: str, features: Mapping[str, Any]) ->
     if differences:
         raise DataMalformed(
             f"{part.path}{f' ({part.name(language)})' if part.name(language) else ''}: the dataset does not have the "
-            f"schema stilts reads: {'; '.join(differences)} (stilts/tasks/hub_schema.json). The repository changed: "
+            f"schema stilts reads: {'; '.join(differences)} (stilts/tasks/common/hub_schema.json). The repository changed: "
             "pin HubSource.revision to a commit with the recorded schema, or update the converter and the schema."
         )

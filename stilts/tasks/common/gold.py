@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stilts.tasks.formats import qa_has_gold
+from stilts.tasks.common.readers import qa_has_gold
 from stilts.tasks.spec import Example, TaskSpec
 
 PLACEHOLDER_MIN_EXAMPLES = 20
