@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from stilts.eval.mlqa import MLQA_LANGUAGES, mlqa, normalize_answer_mlqa
-from stilts.eval.qa import load_squad_gold
+from tests.squad_gold import load_squad_gold
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -7,11 +7,11 @@ import pytest
 from stilts.eval.qa import (
     exact_match_score,
     f1_score,
-    load_squad_gold,
     normalize_answer,
     squad_v1,
     squad_v2,
 )
+from tests.squad_gold import load_squad_gold
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -5,13 +5,11 @@ XQuAD, MLQA-en and TyDiQA-GoldP); `squad_v2` follows `evaluate-v2.0.py` without 
 file. Their quirks are kept on purpose, so that our numbers match published ones.
 """
 
-import json
 import re
 import string
 import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = frozenset(string.punctuation)
@@ -171,63 +169,3 @@ def _v2_summary(
         f"{prefix}f1": 100.0 * sum(f1[qid] for qid in qids) / total,
         f"{prefix}total": total,
     }
-
-
-def load_squad_gold(path: str | Path) -> dict[str, list[str]]:
-    """Read SQuAD-format JSON (v1.1 or v2.0) into {question id: [answer texts]}, in file order.
-
-    Raises ValueError naming the file and the problem, so the caller can show it to the user.
-    """
-    try:
-        with open(path, encoding="utf-8") as f:
-            dataset = json.load(f)
-        return _gold_from_squad(dataset)
-    except ValueError as exc:  # includes JSONDecodeError and UnicodeDecodeError
-        raise ValueError(f"{path}: not usable as SQuAD gold: {exc}") from exc
-
-
-def _gold_from_squad(dataset: object) -> dict[str, list[str]]:
-    gold: dict[str, list[str]] = {}
-    for i, article in enumerate(_list_field(dataset, "data", "top level")):
-        for j, paragraph in enumerate(_list_field(article, "paragraphs", f"data[{i}]")):
-            for k, qa in enumerate(_list_field(paragraph, "qas", f"data[{i}].paragraphs[{j}]")):
-                where = f"data[{i}].paragraphs[{j}].qas[{k}]"
-                qid = _field(qa, "id", where)
-                if not isinstance(qid, str):
-                    raise ValueError(f"{where}.id is {qid!r}, not a string")
-                if qid in gold:
-                    raise ValueError(
-                        f"question id {qid!r} occurs again at {where}; predictions could not be told apart"
-                    )
-                gold[qid] = _answer_texts(qa, where)
-    if not gold:
-        raise ValueError("the file contains no questions")
-    return gold
-
-
-def _answer_texts(qa: dict, where: str) -> list[str]:
-    """SQuAD v2 always lists answers (empty when impossible); tolerate the key's absence only then."""
-    if "answers" not in qa and qa.get("is_impossible") is True:
-        return []
-    texts = []
-    for m, answer in enumerate(_list_field(qa, "answers", where)):
-        text = _field(answer, "text", f"{where}.answers[{m}]")
-        if not isinstance(text, str):
-            raise ValueError(f"{where}.answers[{m}].text is {text!r}, not a string")
-        texts.append(text)
-    return texts
-
-
-def _field(obj: object, key: str, where: str) -> object:
-    if not isinstance(obj, dict):
-        raise ValueError(f"{where} is a {type(obj).__name__}, expected an object with key {key!r}")
-    if key not in obj:
-        raise ValueError(f"{where} has no key {key!r}")
-    return obj[key]
-
-
-def _list_field(obj: object, key: str, where: str) -> list:
-    value = _field(obj, key, where)
-    if not isinstance(value, list):
-        raise ValueError(f"{where}: {key!r} is a {type(value).__name__}, expected a list")
-    return value

@@ -25,8 +25,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-# The estimates `python -m stilts.rank` computes (its `method=` orders the table by one of them).
-ESTIMATES = ("text_similarity", "logme", "h_score", "transrate", "leep")
 LOGME_TOLERANCE = 1e-6  # relative change of alpha/beta at which the fixed point counts as reached
 LOGME_MAX_ITERATIONS = 100
 # Added to both update denominators, as the authors' code does: where the features fit the labels
@@ -173,6 +171,14 @@ def embedding_similarity(source_embeddings: np.ndarray, target_embeddings: np.nd
         raise ValueError(f"embedding dimensions differ: {means[0].shape[0]} vs {means[1].shape[0]}")
     norms = np.linalg.norm(means[0]) * np.linalg.norm(means[1])
     return float(means[0] @ means[1] / norms) if norms > 0 else 0.0
+
+
+# The estimates `python -m stilts.rank` computes, in its table's order (its `method=` orders the rows
+# by one of them): those on encoder features of the target's rows, those that need the candidate's
+# trained stage, and all of them. The only list of estimator names.
+FEATURE_ESTIMATORS = {"logme": logme, "h_score": h_score, "transrate": transrate}
+STAGE_ESTIMATES = (*FEATURE_ESTIMATORS, "leep")
+ESTIMATES = ("text_similarity", *STAGE_ESTIMATES)
 
 
 def regret_at_k(estimates: Mapping[str, float], results: Mapping[str, float], k: int) -> float:

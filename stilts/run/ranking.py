@@ -39,7 +39,7 @@ from stilts.data.featurize import FeaturizeSettings
 from stilts.data.probe import ROW_LABELS, ProbeData, probe_data, sample_examples
 from stilts.errors import StiltsError
 from stilts.files import write_json_atomic, write_text_atomic
-from stilts.eval.transferability import ESTIMATES, embedding_similarity, h_score, leep, logme, transrate
+from stilts.eval.transferability import ESTIMATES, FEATURE_ESTIMATORS, STAGE_ESTIMATES, embedding_similarity, leep
 from stilts.identity import comparison_keys, model_tag
 from stilts.mixtures import intermediate_preset
 from stilts.model.embeddings import DTYPES
@@ -52,8 +52,6 @@ from stilts.tasks import get_task
 from stilts.tasks.common.sources import load_examples
 
 log = logging.getLogger(__name__)
-FEATURE_ESTIMATES = {"logme": logme, "h_score": h_score, "transrate": transrate}
-STAGE_ESTIMATES = (*FEATURE_ESTIMATES, "leep")
 RANKING_FILE = "ranking.json"
 RANKING_TABLE = "ranking.csv"
 
@@ -123,7 +121,7 @@ def plan_candidate(cfg: DictConfig, name: str, pretrained: str) -> Candidate:
 
 
 def _feature_estimates(output: ProbeOutput, labels: np.ndarray) -> dict[str, float]:
-    return {name: estimate(output.features, labels) for name, estimate in FEATURE_ESTIMATES.items()}
+    return {name: estimate(output.features, labels) for name, estimate in FEATURE_ESTIMATORS.items()}
 
 
 def _text_similarity(probe: Probe, encoder, candidate: Candidate, target_text: ProbeOutput) -> float:
@@ -267,9 +265,6 @@ def _candidate_record(candidate: Candidate, position: int, baseline: Mapping[str
     }
 
 
-TABLE_COLUMNS = ("text_similarity", "logme", "h_score", "transrate", "leep")
-
-
 def _cell(value: float | None, signed: bool = False) -> str:
     return "-" if value is None else (f"{value:+.4f}" if signed else f"{value:.4f}")
 
@@ -279,7 +274,7 @@ def table_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for record in document["candidates"]:
         row = {"rank": record["rank"], "candidate": record["candidate"], "stage": record["stage"]}
-        for name in TABLE_COLUMNS:
+        for name in ESTIMATES:
             row[name] = record["estimates"][name]
             if name in record["change"]:
                 row[f"{name}_change"] = record["change"][name]
@@ -292,7 +287,7 @@ def table_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
 def format_ranking(document: Mapping[str, Any]) -> str:
     """The ranked table (tabulate), with what the rows are and what it cost."""
     rows_info = document["target_rows"]
-    header = ["rank", "candidate", *(part for name in TABLE_COLUMNS
+    header = ["rank", "candidate", *(part for name in ESTIMATES
                                      for part in ((name, "Δ") if name in document["pretrained"] else (name,))), "s"]
     lines = [f"{document['target']}: {len(document['candidates'])} intermediate candidates ranked by "
              f"{document['method']} ({document['model_label']}, seed {document['seed']}); target rows: "
@@ -300,7 +295,7 @@ def format_ranking(document: Mapping[str, Any]) -> str:
     body = []
     for record in document["candidates"]:
         cells = [str(record["rank"] or "-"), record["candidate"]]
-        for name in TABLE_COLUMNS:
+        for name in ESTIMATES:
             cells.append(_cell(record["estimates"][name]))
             if name in record["change"]:
                 cells.append(_cell(record["change"][name], signed=True))
