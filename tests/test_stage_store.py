@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock, Timeout
 
-from stilts.store import stages
+from stilts.store import locks, stages
 from stilts.errors import StiltsError
 from stilts.run.plan import plan_stages
 from stilts.tasks.common.sources import SAMPLES_ROOT
@@ -121,7 +121,7 @@ def test_a_lock_held_by_a_killed_job_is_released(tmp_path) -> None:
 
 
 def test_training_lock_names_the_holder_while_held(tmp_path) -> None:
-    with stages.training_lock(tmp_path, "stage 1-squad"):
-        owner = json.loads((tmp_path / stages.OWNER_FILE).read_text())
-        assert owner["pid"] == os.getpid() and owner["job"] == stages.job_token()
-    assert not (tmp_path / stages.OWNER_FILE).exists()
+    with locks.training_lock(tmp_path, "stage 1-squad"):
+        owner = json.loads((tmp_path / locks.OWNER_FILE).read_text())
+        assert owner["pid"] == os.getpid() and owner["job"] == locks.job_token()
+    assert not (tmp_path / locks.OWNER_FILE).exists()

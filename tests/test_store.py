@@ -16,7 +16,7 @@ import pytest
 from filelock import FileLock
 
 from stilts.files import atomic_output, umask_mode, write_json_atomic
-from stilts.store import stages
+from stilts.store import locks, stages
 from stilts.store.__main__ import main
 
 
@@ -100,8 +100,8 @@ def test_du_gives_bytes_by_kind_and_keeps_resume_state_and_leftovers_apart(store
 def test_read_only_commands_write_nothing_and_see_training_and_in_use_stages(store, capsys) -> None:
     partial = store / "udpos-eeee"
     partial.mkdir()
-    with FileLock(str(store / "xnli-bbbb" / stages.LOCK_FILE)):  # held by a job that trains it again
-        with stages.in_use(store / "squad-aaaa"):  # a run reads it
+    with FileLock(str(store / "xnli-bbbb" / locks.LOCK_FILE)):  # held by a job that trains it again
+        with locks.in_use(store / "squad-aaaa"):  # a run reads it
             before = every_path(store.parent)
             for command in ("ls", "du", "verify"):
                 assert store_cli(capsys, command, str(store))[0] == 0
@@ -129,7 +129,7 @@ def test_gc_dry_run_lists_what_a_killed_job_left_and_gc_removes_it(store, capsys
     runs = store.parent / "runs"
     # A killed job: a partial stage with nothing to resume, another with a resume checkpoint.
     (store / "udpos-eeee").mkdir()
-    (store / "udpos-eeee" / stages.LOCK_FILE).touch()
+    (store / "udpos-eeee" / locks.LOCK_FILE).touch()
     resumable = store / "panx-ffff" / "lightning"
     resumable.mkdir(parents=True)
     (resumable / "last.ckpt").write_bytes(b"c" * 3000)
@@ -173,7 +173,7 @@ def test_gc_dry_run_lists_what_a_killed_job_left_and_gc_removes_it(store, capsys
 
 
 def test_gc_never_touches_a_stage_a_job_trains_or_a_run_reads(store, capsys) -> None:
-    with FileLock(str(store / "mnli-dddd" / stages.LOCK_FILE)), stages.in_use(store / "xnli-bbbb"):
+    with FileLock(str(store / "mnli-dddd" / locks.LOCK_FILE)), locks.in_use(store / "xnli-bbbb"):
         code, out, _ = store_cli(capsys, "gc", str(store), "--unreferenced")
     assert code == 0
     assert out.count("skipped: a job is training it or a run is reading it") == 1  # xnli's encoder
@@ -195,10 +195,10 @@ def test_bad_arguments_end_with_one_error_line(tmp_path, capsys) -> None:
 def test_a_dropped_encoder_is_never_half_gone_for_a_reader(tmp_path) -> None:
     folder = make_stage(tmp_path, "xnli", "bbbb", "target")
     summary = stages.finished(folder)
-    with stages.in_use(folder):  # a run reads the stage: nobody holds it alone
-        with stages.alone(folder) as alone:
+    with locks.in_use(folder):  # a run reads the stage: nobody holds it alone
+        with locks.alone(folder) as alone:
             assert not alone
-    with stages.alone(folder) as alone:
+    with locks.alone(folder) as alone:
         assert alone
         freed = stages.drop_encoder(folder, summary)
     assert freed == 50_000 + 2
@@ -292,7 +292,7 @@ def test_a_run_needs_the_encoders_it_evaluates_or_trains_from(tmp_path) -> None:
         make_stage(tmp_path, stage.label, stage.key, stage.role)
     assert encoders.needed(chain) == [True, False, True]  # the target keeps its encoder: the recipe is not read
     for stage in chain[1:]:
-        with stages.alone(stage.directory):
+        with locks.alone(stage.directory):
             stages.drop_encoder(stage.directory, stages.finished(stage.directory))
     assert encoders.needed(chain) == [True, True, True]  # the target is trained again from the recipe's encoder
     assert encoders.drop_target_encoders(chain) == {}  # nothing left to drop

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from stilts.store import stages
+from stilts.store import locks
 from stilts.errors import StiltsError
 from stilts.files import write_json_atomic
 from stilts.sweep import PLAN_FILE, record_path
@@ -111,14 +111,14 @@ def test_status_watch_refreshes_until_every_job_has_ended(tmp_path) -> None:
 
 
 def test_a_job_waiting_for_a_stage_lock_says_so_at_once_and_who_holds_it(tmp_path, caplog) -> None:
-    holder = FileLock(str(tmp_path / stages.LOCK_FILE), thread_local=False)  # released by the timer thread
+    holder = FileLock(str(tmp_path / locks.LOCK_FILE), thread_local=False)  # released by the timer thread
     holder.acquire()
-    write_json_atomic(tmp_path / stages.OWNER_FILE, {"job": "slurm-7-0-0", "pid": 12, "host": "node3", "since": "x"})
+    write_json_atomic(tmp_path / locks.OWNER_FILE, {"job": "slurm-7-0-0", "pid": 12, "host": "node3", "since": "x"})
     waits: list[tuple[float, dict]] = []
     started = time.monotonic()
     threading.Timer(1.5, holder.release).start()
-    with caplog.at_level(logging.INFO, logger="stilts.store.stages"):
-        with stages.training_lock(tmp_path, "stage 1-squad",
+    with caplog.at_level(logging.INFO, logger="stilts.store.locks"):
+        with locks.training_lock(tmp_path, "stage 1-squad",
                                   on_wait=lambda owner: waits.append((time.monotonic() - started, owner))):
             acquired = time.monotonic() - started
     assert len(waits) == 1 and waits[0][0] < 1.0 and waits[0][1]["job"] == "slurm-7-0-0"  # at once, not after 60 s

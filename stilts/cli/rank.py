@@ -43,7 +43,8 @@ class RankChecks(Callback):
 
 @hydra.main(version_base="1.3", config_path="pkg://stilts.conf", config_name="rank")
 def main(cfg: DictConfig) -> None:
-    from stilts.run.ranking import format_ranking, rank, write_ranking
+    from stilts.run.ranking import rank
+    from stilts.run.ranking_table import format_ranking, write_ranking
 
     try:
         document = rank(cfg)

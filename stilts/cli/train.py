@@ -27,7 +27,7 @@ from stilts.identity import run_key
 from stilts.results import format_table
 from stilts.run.folder import finished_run
 from stilts.run.ranks import launch_rank
-from stilts.store.stages import job_token
+from stilts.store.locks import job_token
 from stilts.sweep import FAILED_FILE, open_job_record, record_failure
 
 # Training, evaluation and the task registry are imported when a job runs, not at import: `--help`

@@ -19,7 +19,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from stilts import jobstate
 from stilts.files import read_json
 from stilts.run.fit import fit_stage
-from stilts.store import encoders, stages
+from stilts.store import encoders, locks, stages
 from stilts.store.stages import Stage
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained
     """The stage's summary and how it was acquired: "reused" (finished, intact, and still holding
     its encoder when this run needs it), "trained" or "retrained" (its encoder had been dropped)."""
     if rank_zero_only.rank != 0:
-        summary = stages.await_rank_zero(stage.directory, stage.name, need_encoder)
+        summary = locks.await_rank_zero(stage.directory, stage.name, need_encoder)
         if summary is None:
             fit_stage(cfg, stage, encoder_source, pretrained, run_name)
             barrier()
@@ -57,7 +57,7 @@ def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained
         return summary, "reused"
     summary = stages.finished(stage.directory)
     if summary is None or (need_encoder and not stages.has_encoder(summary)):
-        with stages.training_lock(stage.directory, f"stage {stage.name}", on_wait=jobstate.waiting(stage.name)):
+        with locks.training_lock(stage.directory, f"stage {stage.name}", on_wait=jobstate.waiting(stage.name)):
             jobstate.update(state="running", stage=stage.name, waiting_for=None)
             summary = stages.finished(stage.directory)  # another job may have finished it meanwhile
             if summary is not None and need_encoder and not stages.has_encoder(summary):
@@ -66,11 +66,11 @@ def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained
                 stages.begin_retraining(stage.directory)
                 summary = None
             if summary is None:
-                stages.claim(stage.directory)
+                locks.claim(stage.directory)
                 try:
                     fit_stage(cfg, stage, encoder_source, pretrained, run_name)
                 finally:
-                    stages.unclaim(stage.directory)
+                    locks.unclaim(stage.directory)
                 barrier()
                 summary = read_json(stage.directory / stages.STAGE_FILE)
                 retrained = (stage.directory / stages.RETRAINING_FILE).exists()
@@ -98,7 +98,7 @@ def reading(planned: Sequence[Stage]) -> contextlib.ExitStack:
     stack = contextlib.ExitStack()
     if rank_zero_only.rank == 0:
         for stage in planned:
-            stack.enter_context(stages.in_use(stage.directory))
+            stack.enter_context(locks.in_use(stage.directory))
     return stack
 
 

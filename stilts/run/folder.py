@@ -18,7 +18,7 @@ from stilts.files import write_json_atomic
 from stilts.identity import comparison_keys, model_tag
 from stilts.results import RESULTS_FILE, build_results, describe_stage, intermediate_metrics, read_results
 from stilts.run.ranks import launch_rank
-from stilts.store import stages
+from stilts.store import locks, stages
 from stilts.store.stages import Stage
 from stilts.tasks.spec import TaskSpec
 
@@ -45,7 +45,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     if launch_rank() != 0:
         yield
         return
-    with stages.training_lock(run_dir, f"run {run_dir}", on_wait=jobstate.waiting(f"run {run_dir.name}")):
+    with locks.training_lock(run_dir, f"run {run_dir}", on_wait=jobstate.waiting(f"run {run_dir.name}")):
         yield
 
 

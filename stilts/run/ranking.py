@@ -17,8 +17,6 @@ trained and the stage store is only read.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 import time
@@ -30,15 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tabulate import tabulate
 from safetensors.torch import load_file
 
-from stilts.store import stages
+from stilts.store import locks, stages
 from stilts.checks import training_config
 from stilts.data.featurize import FeaturizeSettings
 from stilts.data.probe import ROW_LABELS, ProbeData, probe_data, sample_examples
 from stilts.errors import StiltsError
-from stilts.files import write_json_atomic, write_text_atomic
 from stilts.eval.transferability import ESTIMATES, FEATURE_ESTIMATORS, STAGE_ESTIMATES, embedding_similarity, leep
 from stilts.identity import comparison_keys, model_tag
 from stilts.mixtures import intermediate_preset
@@ -52,8 +48,6 @@ from stilts.tasks import get_task
 from stilts.tasks.common.sources import load_examples
 
 log = logging.getLogger(__name__)
-RANKING_FILE = "ranking.json"
-RANKING_TABLE = "ranking.csv"
 
 
 @dataclass
@@ -153,7 +147,7 @@ def _stage_head(candidate: Candidate, hidden_size: int) -> tuple[torch.nn.Module
 
 def _stage_estimates(probe: Probe, candidate: Candidate, target: ProbeData) -> None:
     """LogME, H-score, TransRate and LEEP of the target's rows under the candidate's trained stage."""
-    with stages.in_use(candidate.stage.directory):  # not removed (stilts.store gc) while it loads
+    with locks.in_use(candidate.stage.directory):  # not removed (stilts.store gc) while it loads
         encoder = load_encoder(str(candidate.stage.encoder_dir))
         blocker = _leep_blocker(candidate, target.rows)
         head, kind = (None, None) if blocker else _stage_head(candidate, encoder.config.hidden_size)
@@ -263,62 +257,3 @@ def _candidate_record(candidate: Candidate, position: int, baseline: Mapping[str
         "notes": candidate.notes,
         "seconds": candidate.seconds,
     }
-
-
-def _cell(value: float | None, signed: bool = False) -> str:
-    return "-" if value is None else (f"{value:+.4f}" if signed else f"{value:.4f}")
-
-
-def table_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One flat row per candidate (the CSV's): rank, estimates, their change over the pretrained encoder."""
-    rows = []
-    for record in document["candidates"]:
-        row = {"rank": record["rank"], "candidate": record["candidate"], "stage": record["stage"]}
-        for name in ESTIMATES:
-            row[name] = record["estimates"][name]
-            if name in record["change"]:
-                row[f"{name}_change"] = record["change"][name]
-        row["seconds"] = round(record["seconds"], 3)
-        row["notes"] = "; ".join(f"{name}: {note}" for name, note in record["notes"].items())
-        rows.append(row)
-    return rows
-
-
-def format_ranking(document: Mapping[str, Any]) -> str:
-    """The ranked table (tabulate), with what the rows are and what it cost."""
-    rows_info = document["target_rows"]
-    header = ["rank", "candidate", *(part for name in ESTIMATES
-                                     for part in ((name, "Δ") if name in document["pretrained"] else (name,))), "s"]
-    lines = [f"{document['target']}: {len(document['candidates'])} intermediate candidates ranked by "
-             f"{document['method']} ({document['model_label']}, seed {document['seed']}); target rows: "
-             f"{rows_info['rows']} from {rows_info['examples']} English training examples ({rows_info['labels']})"]
-    body = []
-    for record in document["candidates"]:
-        cells = [str(record["rank"] or "-"), record["candidate"]]
-        for name in ESTIMATES:
-            cells.append(_cell(record["estimates"][name]))
-            if name in record["change"]:
-                cells.append(_cell(record["change"][name], signed=True))
-        body.append([*cells, f"{record['seconds']:.1f}"])
-    lines.append(tabulate(body, headers=header, disable_numparse=True,
-                          colalign=["left" if i == 1 else "right" for i in range(len(header))]))
-    lines.append("pretrained encoder: " + ", ".join(f"{name} {value:.4f}" for name, value in document["pretrained"].items())
-                 + "  (Δ: the candidate's trained encoder minus this)")
-    untrained = [record["candidate"] for record in document["candidates"] if record["stage"] is None]
-    if untrained:
-        lines.append(f"{len(untrained)} of {len(document['candidates'])} candidates have no trained stage yet, so only "
-                     f"text_similarity: python -m stilts.train -m '+intermediate={','.join(untrained)}' with the same "
-                     "settings trains them")
-    lines.append(f"cost: {document['seconds']['total']:.1f} s on {document['device']} "
-                 f"(shared {document['seconds']['shared']:.1f} s)")
-    return "\n".join(lines)
-
-
-def write_ranking(document: Mapping[str, Any], folder: Path) -> tuple[Path, Path]:
-    """ranking.json and ranking.csv in `folder`, each written atomically."""
-    rows = table_rows(document)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return write_json_atomic(folder / RANKING_FILE, document), write_text_atomic(folder / RANKING_TABLE, buffer.getvalue())

@@ -22,7 +22,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from stilts.files import read_json
-from stilts.store import stages
+from stilts.store import locks, stages
 from stilts.store.inventory import SET_ASIDE_MARK, StageEntry, lock_held, path_bytes, size_problem
 
 OPTIONAL = {"unfinished": "unfinished stage (a rerun resumes it)",
@@ -74,7 +74,7 @@ def _run_leftovers(runs_dirs: Sequence[Path]) -> list[Removal]:
     removals = []
     for runs_dir in runs_dirs:
         for staging in runs_dir.glob("**/.predictions-*"):
-            if not lock_held(staging.parent / stages.LOCK_FILE):
+            if not lock_held(staging.parent / locks.LOCK_FILE):
                 removals.append(Removal(staging, "unfinished write of a killed job", path_bytes(staging), "path", None))
     return removals
 
@@ -115,7 +115,7 @@ def _remove_stage(directory: Path) -> None:
 
 
 def _run_idle(run_dir: Path) -> bool:
-    lock = FileLock(str(run_dir / stages.LOCK_FILE))
+    lock = FileLock(str(run_dir / locks.LOCK_FILE))
     try:
         lock.acquire(timeout=0)
     except Timeout:
@@ -132,7 +132,7 @@ def remove(removal: Removal) -> str | None:
         with contextlib.suppress(FileNotFoundError):
             _remove_path(removal.path)
         return None
-    with stages.alone(removal.stage) as alone:
+    with locks.alone(removal.stage) as alone:
         if not alone:
             return "a job is training it or a run is reading it"
         if removal.how == "stage":

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Sequence
 
 from stilts.files import human_bytes, read_json
-from stilts.store import stages
+from stilts.store import locks, stages
 from stilts.store.stages import Stage
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def drop_target_encoders(planned: Sequence[Stage]) -> dict[str, int]:
     for stage in planned:
         if stage.role == "intermediate":
             continue
-        with stages.alone(stage.directory) as alone:
+        with locks.alone(stage.directory) as alone:
             summary = read_json(stage.directory / stages.STAGE_FILE)
             if not alone or not isinstance(summary, dict) or not stages.has_encoder(summary):
                 continue

@@ -15,8 +15,8 @@ from typing import Any
 
 from stilts.files import checksum_record_path, folder_bytes, read_json
 from stilts.results import RESULTS_FILE, read_results
-from stilts.store.stages import (CHECKPOINTS, CLAIM_FILE, DROPPED, ENCODER, IN_USE_FILE, LOCK_FILE, OWNER_FILE,
-                                 RETRAINING_FILE, STAGE_FILE)
+from stilts.store.locks import CLAIM_FILE, IN_USE_FILE, LOCK_FILE, OWNER_FILE
+from stilts.store.stages import CHECKPOINTS, DROPPED, ENCODER, RETRAINING_FILE, STAGE_FILE
 
 # Hidden files a stage keeps on purpose (locks, the lock holder, the training claim); every other
 # hidden entry is an unfinished write (a temporary file or folder of a killed job).
