@@ -19,6 +19,7 @@ from stilts.eval.transferability import ESTIMATES
 from stilts.mixtures import expand_intermediate, intermediate_preset, is_mixture
 from stilts.store.stages import Stage
 from stilts.tasks import get_task
+from stilts.tasks.common.languages import target_languages
 from stilts.tasks.common.sources import find_files
 from stilts.tasks.spec import TaskSpec
 
@@ -95,17 +96,6 @@ def check_stage(key: str, node: Any, trainable: bool = True) -> None:
         raise StiltsError(f"{key}.lr must be a positive number or null, not {lr!r}")
 
 
-def check_languages(value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, (ListConfig, list)) or not all(isinstance(v, str) for v in value):
-        shown = value if not isinstance(value, str) else f"{value!r}"
-        raise StiltsError(f"target.languages must be a list of language codes, e.g. target.languages=[de,sw], "
-                          f"not {shown}")
-    if not value:
-        raise StiltsError("target.languages is empty: give at least one language, or null for all of the target's")
-
-
 def check_config(cfg: DictConfig) -> None:
     """Raise a StiltsError naming the first bad setting of a composed job config."""
     keys = known_keys()
@@ -128,8 +118,8 @@ def check_config(cfg: DictConfig) -> None:
         raise StiltsError(f"train.weight_decay must be a number >= 0, not {train.weight_decay!r}")
     if not _is_number(train.warmup_ratio) or not 0 <= train.warmup_ratio < 1:
         raise StiltsError(f"train.warmup_ratio must be a number in [0, 1), not {train.warmup_ratio!r}")
-    check_languages(cfg.target.get("languages"))
     target = get_task(cfg.target.name)
+    target_languages(cfg.target, target)
     for key, node in _stage_settings(cfg).items():
         check_stage(key, node, trainable=key != "target" or target.retrieve is None)
     split = cfg.target.get("eval_split")

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from stilts.errors import StiltsError
 from stilts.tasks import get_task, task_names
+from stilts.tasks.common.languages import checked_languages
 from stilts.tasks.spec import DOMAINS
 
 # Sources: jiant's multi-task samplers (jiant/shared/runner.py, jiant/utils/sampling); jiant's simple
@@ -68,19 +69,10 @@ def task_defaults(name: str) -> dict[str, Any]:
 
 
 def _languages(key: str, name: str, value: Any) -> list[str]:
+    """An intermediate task's training languages: null is its training language, `all` every one."""
     spec = get_task(name)
-    if value in (None, "all"):
-        return [spec.train_language] if value is None else list(spec.languages)
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise StiltsError(f"{key}.languages must be a non-empty list of language codes (e.g. [de,ja]) or 'all', "
-                          f"not {value!r}")
-    valid = (*spec.all_languages, spec.train_language)
-    unknown = [language for language in value if language not in valid]
-    if unknown:
-        raise StiltsError(f"{key}.languages: {spec.name} has no language(s) {unknown}; valid: {', '.join(dict.fromkeys(valid))}")
-    return list(dict.fromkeys(value))
+    return checked_languages(f"{key}.languages", spec, value, [spec.train_language],
+                             (*spec.all_languages, spec.train_language), allow_all=True)
 
 
 def expand_task(key: str, name: str, settings: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -26,6 +26,7 @@ BAD = [
     ("train.warmup_ratio=1.5", "train.warmup_ratio must be a number in [0, 1)"),
     ("target.languages=[]", "target.languages is empty"),
     ("target.languages=de", "target.languages must be a list of language codes, e.g. target.languages=[de,sw], not 'de'"),
+    ("target.languages=[de,xx]", "target.languages: xnli has no language(s) ['xx']; valid: "),
     ("overwrite=maybe", "overwrite must be true or false, not 'maybe'"),
     ("keep_checkpoints=1", "keep_checkpoints must be true or false"),
     ("target.epochs=0", "target.epochs must be a positive whole number"),
@@ -55,6 +56,7 @@ def test_the_defaults_and_presets_pass() -> None:
     ("+intermediat=squad", "did you mean 'intermediate'?"),
     ("seed=abc", "seed must be a whole number"),
     ("target.languages=de", "target.languages must be a list"),
+    ("target.languages=[xx]", "target.languages: xnli has no language(s) ['xx']"),
 ])
 def test_bad_settings_through_the_cli_make_no_folder(override, message, tmp_path, stilts_cache) -> None:
     run = stilts("target=xnli", "experiment=quickstart", override, cache=stilts_cache, cwd=tmp_path, timeout=120)

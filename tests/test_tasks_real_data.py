@@ -100,11 +100,14 @@ def test_xcopa_both_layouts(shared_data, tmp_path, layout) -> None:
 
 
 def test_udpos_xtreme_r_languages_are_selectable_not_default() -> None:
-    from stilts.tasks.common.sources import check_languages
+    from omegaconf import OmegaConf
+
+    from stilts.tasks.common.languages import target_languages
 
     spec = get_task("udpos")
     assert "lt" not in spec.languages and "lt" in spec.all_languages
-    assert check_languages(spec, ["lt", "wo", "de"]) == ["lt", "wo", "de"]
+    assert target_languages(OmegaConf.create({"languages": ["lt", "wo", "de"]}), spec) == ["lt", "wo", "de"]
+    assert target_languages(OmegaConf.create({"languages": None}), spec) == list(spec.languages)
     panx = get_task("panx")
     assert len(panx.languages) == 40 and len(panx.extra_languages) == 8
 

@@ -85,7 +85,7 @@ def job_needs(cfg: DictConfig) -> tuple[set[Need], tuple[str, Any]]:
     from stilts.mixtures import expand_intermediate
     from stilts.run.plan import stage_tasks
     from stilts.tasks import get_task
-    from stilts.tasks.common.sources import check_languages
+    from stilts.tasks.common.languages import target_languages
 
     check_config(cfg)
     with open_dict(cfg):
@@ -95,7 +95,7 @@ def job_needs(cfg: DictConfig) -> tuple[set[Need], tuple[str, Any]]:
              for stage in stage_tasks(cfg) for name, task in stage.tasks.items()
              for language in task.languages for split in ("train", "dev")}
     target = get_task(cfg.target.name)
-    languages = check_languages(target, cfg.target.languages or target.languages)
+    languages = target_languages(cfg.target, target)
     for split in (cfg.target.eval_split, *target.tuned_on):
         needs.update(Need(target.name, split, language, source, root) for language in languages)
     tiny = OmegaConf.to_container(cfg.model.tiny, resolve=True) if cfg.model.get("tiny") else None

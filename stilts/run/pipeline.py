@@ -19,14 +19,14 @@ from stilts.run.loggers import log_run
 from stilts.run.plan import plan_stages
 from stilts.store import encoders
 from stilts.tasks import get_task
-from stilts.tasks.common.sources import check_languages
+from stilts.tasks.common.languages import target_languages
 
 
 def run_pipeline(cfg: DictConfig) -> tuple[dict[str, Any], bool]:
     """Run (or resume) the whole pipeline of one config: (its results document, whether the run
     had finished before and was skipped). DDP ranks other than 0 get an empty document."""
     run_dir, key, target = Path(cfg.paths.run_dir), run_key(cfg), get_task(cfg.target.name)
-    languages = check_languages(target, cfg.target.languages or target.languages)
+    languages = target_languages(cfg.target, target)
     with folder.run_lock(run_dir):
         finished = folder.finished_run(run_dir, key, bool(cfg.overwrite))
         if finished is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -205,12 +204,3 @@ def _check_choice_counts(spec: TaskSpec, split: str, language: str, loaded: Load
 def load_examples(spec: TaskSpec, split: str, language: str, source: str, root: str | Path | None) -> list[Example]:
     """Examples of one split and language from the configured source."""
     return load_split(spec, split, language, source, root).examples
-
-
-def check_languages(spec: TaskSpec, languages: Sequence[str]) -> list[str]:
-    unknown = [language for language in languages if language not in spec.all_languages]
-    if unknown:
-        raise StiltsError(
-            f"{spec.name}: unknown language(s) {unknown} in target.languages; valid: {', '.join(spec.all_languages)}"
-        )
-    return list(languages)
