@@ -25,7 +25,7 @@ from pathlib import Path
 import datasets
 
 from stilts.data.datamodule import TaskDataModule
-from stilts.data.featurize import FeaturizeSettings
+from stilts.heads import FeaturizeSettings
 from stilts.model.encoder import load_tokenizer, resolve_pretrained
 from stilts.tasks import get_task
 from stilts.tasks.common.sources import read_file

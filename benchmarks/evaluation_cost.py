@@ -65,9 +65,9 @@ def main() -> None:
     import torch
 
     from stilts.data.datamodule import TaskDataModule
-    from stilts.data.featurize import FeaturizeSettings
+    from stilts.heads import FeaturizeSettings
     from stilts.model.encoder import load_encoder, load_tokenizer
-    from stilts.model.heads import build_head
+    from stilts.heads import get_head
     from stilts.model.module import StiltsModule
     from stilts.tasks import get_task
 
@@ -89,7 +89,7 @@ def main() -> None:
 
     train_data, test_data = datamodule(True), datamodule(False)
     encoder = load_encoder(str(model))
-    module = StiltsModule(encoder, {"panx": build_head("tagging", encoder.config.hidden_size, len(train_data.labels))})
+    module = StiltsModule(encoder, {"panx": get_head("tagging").module(encoder.config.hidden_size, len(train_data.labels))})
     train_count = len(train_data.train_set)
     test_count = sum(len(eval_set.features) for eval_set in test_data.test_sets)
     per_example: dict[str, list[float]] = {"train": [], "test": [], "forward": []}

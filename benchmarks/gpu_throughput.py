@@ -82,7 +82,7 @@ class Window:
 def featurize(args: argparse.Namespace, workdir: Path, tokenizer: Any) -> Any:
     """stilts' XNLI features of the samples, repeated to --examples pairs."""
     from stilts.data.datamodule import TaskDataModule
-    from stilts.data.featurize import FeaturizeSettings
+    from stilts.heads import FeaturizeSettings
     from stilts.tasks import get_task
     from stilts.tasks.common.sources import SAMPLES_ROOT
 
@@ -103,13 +103,13 @@ def run_stilts(args: argparse.Namespace, config: Any, data: Any, cuda: bool) -> 
     import pytorch_lightning as pl
     from transformers import XLMRobertaModel
 
-    from stilts.model.heads import build_head
+    from stilts.heads import get_head
     from stilts.model.module import OptimSettings, StiltsModule
 
     encoder = XLMRobertaModel(config, add_pooling_layer=False)
     if args.gradient_checkpointing:  # as stilts' training does for model.gradient_checkpointing=true
         encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    module = StiltsModule(encoder, {"xnli": build_head("classification", config.hidden_size, len(data.labels))},
+    module = StiltsModule(encoder, {"xnli": get_head("classification").module(config.hidden_size, len(data.labels))},
                           OptimSettings(lr=LR, weight_decay=WEIGHT_DECAY, warmup_ratio=WARMUP_RATIO))
     window = Window(TokenMeter(encoder), cuda)
 

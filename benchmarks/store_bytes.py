@@ -103,7 +103,7 @@ def paper_grid_projection() -> None:
     import torch
     from transformers import AutoModel, XLMRobertaConfig
 
-    from stilts.model.heads import build_head
+    from stilts.heads import head_of
     from stilts.run.plan import stage_tasks
     from stilts.cli.prepare import job_configs
 
@@ -122,7 +122,7 @@ def paper_grid_projection() -> None:
             if spec.name not in head_bytes:
                 labels = len(spec.labels) or CCG_SUPERTAGS
                 with torch.device("meta"):
-                    head_bytes[spec.name] = 4 * _parameters(build_head(spec.head, XLMR_LARGE["hidden_size"], labels))
+                    head_bytes[spec.name] = 4 * _parameters(head_of(spec).module(XLMR_LARGE["hidden_size"], labels))
     count = Counter(role for role, _ in stages.values())
     heads = sum(head_bytes[spec.name] for _, specs in stages.values() for spec in specs)
     intermediate_encoders = count["intermediate"] * encoder_bytes

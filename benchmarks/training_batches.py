@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stilts.data.featurize import FEATURIZERS, FeaturizeSettings
+from stilts.heads import FeaturizeSettings, head_of
 from stilts.data.sampling import LengthGroupedSampler, ResumableSampler
 from stilts.model.encoder import load_tokenizer
 from stilts.model.tiny import TinySettings, build_tiny_xlmr
@@ -44,7 +44,7 @@ def lengths_of(task: str, tokenizer) -> list[int]:
     labels = {label: i for i, label in enumerate(spec.labels)}
     batch = {key: [example.get(key) for example in examples] for key in examples[0]}
     batch["example_index"] = list(range(len(examples)))
-    features = FEATURIZERS[spec.head](batch, tokenizer, FeaturizeSettings(max_length=max_length), labels)
+    features = head_of(spec).featurize(batch, tokenizer, FeaturizeSettings(max_length=max_length), labels)
     return [len(ids) for ids in features["input_ids"]]
 
 

@@ -77,9 +77,9 @@ def main() -> None:
 
     from stilts.data.collate import DynamicPaddingCollator
     from stilts.data.datamodule import TaskDataModule
-    from stilts.data.featurize import FeaturizeSettings
+    from stilts.heads import FeaturizeSettings
     from stilts.model.encoder import load_encoder, load_tokenizer
-    from stilts.model.heads import build_head
+    from stilts.heads import get_head
     from stilts.model.module import StiltsModule
     from stilts.tasks import get_task
 
@@ -106,7 +106,7 @@ def main() -> None:
     def fresh() -> tuple[Any, Any]:
         torch.manual_seed(0)
         encoder = load_encoder(model_dir)
-        return encoder, build_head("classification", encoder.config.hidden_size, len(spec.labels))
+        return encoder, get_head("classification").module(encoder.config.hidden_size, len(spec.labels))
 
     def stilts_epoch(grouped: bool) -> None:
         encoder, head = fresh()

@@ -25,6 +25,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from stilts.errors import StiltsError
+from stilts.heads import head_of
 from stilts.tasks import get_task, task_names
 from stilts.tasks.common.languages import checked_languages
 from stilts.tasks.spec import DOMAINS
@@ -107,11 +108,11 @@ def _member_names(key: str, node: Mapping[str, Any]) -> list[str]:
         names = [name for name in names if get_task(name).domain in domains]
         if not names:
             raise StiltsError(f"{key}: no task of {key}.tasks has a domain in {domains}")
-    dual = [name for name in names if get_task(name).head == "dual_encoder"]
-    if dual:
-        raise StiltsError(f"{key}: {', '.join(dual)} trains a dual encoder, whose loss depends on the pairs of each "
-                          "micro-batch; train it as a stage of its own (e.g. +intermediate=[squad_pairs,mnli]), "
-                          "not inside a mixture")
+    for name in names:
+        reason = head_of(get_task(name)).trains_alone_because
+        if reason is not None:
+            raise StiltsError(f"{key}: {name} cannot train inside a mixture ({reason}); train it as a stage of its own "
+                              "(e.g. +intermediate=[squad_pairs,mnli]), not inside a mixture")
     return names
 
 

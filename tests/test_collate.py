@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from stilts.data.collate import DynamicPaddingCollator
-from stilts.model.heads import IGNORE_INDEX
+from stilts.heads import IGNORE_INDEX
 
 PAD = 1  # XLM-R's pad id
 

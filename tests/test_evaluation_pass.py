@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 
 from stilts.data.datamodule import EVAL_SET, TaskDataModule
 from stilts.model.encoder import load_encoder
-from stilts.model.heads import build_head
+from stilts.heads import head_of
 from stilts.model.module import StiltsModule
 from stilts.tasks import get_task
 from stilts.tasks.common.sources import SAMPLES_ROOT
@@ -34,7 +34,7 @@ def _datamodule(task: str, tokenizer, cache: Path, languages: list[str]) -> Task
 def _module(tiny_model_dir: Path, task: str, labels: int) -> StiltsModule:
     torch.manual_seed(0)
     encoder = load_encoder(str(tiny_model_dir))
-    return StiltsModule(encoder, {task: build_head(get_task(task).head, encoder.config.hidden_size, labels)})
+    return StiltsModule(encoder, {task: head_of(get_task(task)).module(encoder.config.hidden_size, labels)})
 
 
 def _trainer(**kwargs) -> pl.Trainer:

@@ -1,4 +1,5 @@
-"""The four task heads: shapes, losses against hand computations, and masking."""
+"""The heads' torch modules: shapes, losses against hand computations, and masking; each head type
+builds its own."""
 
 from __future__ import annotations
 
@@ -6,27 +7,40 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from stilts.model.heads import (
-    IGNORE_INDEX, ClassificationHead, MultipleChoiceHead, SpanQAHead, TaggingHead, build_head,
-)
+from stilts.errors import StiltsError
+from stilts.heads import HEADS, IGNORE_INDEX, get_head
+from stilts.heads.networks import ClassificationHead, DualEncoderHead, MultipleChoiceHead, SpanQAHead, TaggingHead
 
 HIDDEN = 16
 
 
 def _head(kind: str, num_labels: int = 3):
     torch.manual_seed(0)
-    head = build_head(kind, HIDDEN, num_labels, dropout=0.1)
+    head = get_head(kind).module(HIDDEN, num_labels, dropout=0.1)
     head.eval()  # no dropout: outputs are deterministic functions of the hidden states
     return head
 
 
-def test_build_head_types_and_unknown_kind() -> None:
-    assert isinstance(build_head("classification", HIDDEN, 3), ClassificationHead)
-    assert isinstance(build_head("tagging", HIDDEN, 17), TaggingHead)
-    assert isinstance(build_head("multiple_choice", HIDDEN, 0), MultipleChoiceHead)
-    assert isinstance(build_head("span_qa", HIDDEN, 0), SpanQAHead)
-    with pytest.raises(ValueError, match="unknown head type"):
-        build_head("regression", HIDDEN, 1)
+def test_each_head_type_builds_its_module_and_the_pretrained_ones_refuse() -> None:
+    assert isinstance(get_head("classification").module(HIDDEN, 3), ClassificationHead)
+    assert isinstance(get_head("tagging").module(HIDDEN, 17), TaggingHead)
+    assert isinstance(get_head("multiple_choice").module(HIDDEN, 0), MultipleChoiceHead)
+    assert isinstance(get_head("span_qa").module(HIDDEN, 0), SpanQAHead)
+    assert isinstance(get_head("dual_encoder").module(HIDDEN, 0), DualEncoderHead)
+    assert get_head("mlm").starts_from_pretrained_lm  # the pretrained model's own LM head (model.encoder)
+    for name in ("mlm", "retrieval"):
+        with pytest.raises(StiltsError, match="not built fresh"):
+            get_head(name).module(HIDDEN, 1)
+
+
+def test_every_head_name_a_task_may_give_has_a_head_type() -> None:
+    from typing import get_args
+
+    from stilts.tasks import get_task, task_names
+    from stilts.tasks.spec import Head
+
+    assert set(get_args(Head)) == set(HEADS)
+    assert all(get_task(name).head in HEADS for name in task_names())
 
 
 # -- classification -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from stilts.data.collate import MaskingCollator
-from stilts.model.heads import IGNORE_INDEX
+from stilts.heads import IGNORE_INDEX
 from stilts.tasks import get_task
 from stilts.tasks.common.sources import SAMPLES_ROOT, read_files
 

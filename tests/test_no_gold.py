@@ -12,7 +12,8 @@ import pytest
 
 from stilts.report.load import load_runs, tidy
 from stilts.tasks import get_task
-from stilts.tasks.common.gold import PLACEHOLDER_MIN_EXAMPLES, missing_gold
+from stilts.heads import head_of
+from stilts.heads.base import PLACEHOLDER_MIN_EXAMPLES
 from stilts.tasks.common.sources import SAMPLES_ROOT
 from tests.cli import stilts
 
@@ -24,20 +25,20 @@ def _pairs(labels):
 def test_the_rule() -> None:
     xnli, udpos, tydiqa, xcopa = (get_task(name) for name in ("xnli", "udpos", "tydiqa", "xcopa"))
     many = PLACEHOLDER_MIN_EXAMPLES
-    assert missing_gold(xnli, _pairs([None] * 3)) == "no gold labels"  # XTREME's two-column test files
-    assert "every gold label is 'contradiction' (a placeholder)" in missing_gold(xnli, _pairs(["contradiction"] * many))
-    assert missing_gold(xnli, _pairs(["contradiction"] * (many - 1))) is None  # a tiny real sample is scored
-    assert missing_gold(xnli, _pairs(["contradiction", "neutral"] * many)) is None
+    assert head_of(xnli).missing_gold(xnli, _pairs([None] * 3)) == "no gold labels"  # XTREME's two-column test files
+    assert "every gold label is 'contradiction' (a placeholder)" in head_of(xnli).missing_gold(xnli, _pairs(["contradiction"] * many))
+    assert head_of(xnli).missing_gold(xnli, _pairs(["contradiction"] * (many - 1))) is None  # a tiny real sample is scored
+    assert head_of(xnli).missing_gold(xnli, _pairs(["contradiction", "neutral"] * many)) is None
     choices = [{"id": str(i), "context": "c", "choices": ["a", "b"], "label": 0} for i in range(many)]
-    assert "every gold label is 0" in missing_gold(xcopa, choices)  # XTREME's XCOPA test files
+    assert "every gold label is 0" in head_of(xcopa).missing_gold(xcopa, choices)  # XTREME's XCOPA test files
     sentences = [{"id": str(i), "tokens": ["a", "b"], "tags": None} for i in range(3)]
-    assert missing_gold(udpos, sentences) == "no gold tags"
+    assert head_of(udpos).missing_gold(udpos, sentences) == "no gold tags"
     sentences = [{"id": str(i), "tokens": ["a", "b"], "tags": ["NOUN", "NOUN"]} for i in range(many)]
-    assert "every gold tag is 'NOUN'" in missing_gold(udpos, sentences)
+    assert "every gold tag is 'NOUN'" in head_of(udpos).missing_gold(udpos, sentences)
     stripped = [{"id": "q", "context": "c", "question": "q?", "answers": {"text": [""], "answer_start": [0]}}]
-    assert "no gold answers" in missing_gold(tydiqa, stripped)
+    assert "no gold answers" in head_of(tydiqa).missing_gold(tydiqa, stripped)
     stripped[0]["answers"] = {"text": ["c"], "answer_start": [0]}
-    assert missing_gold(tydiqa, stripped) is None
+    assert head_of(tydiqa).missing_gold(tydiqa, stripped) is None
 
 
 @pytest.mark.slow

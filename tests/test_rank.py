@@ -21,14 +21,15 @@ import stilts.cli.resolvers  # noqa: F401  (registers the stilts.* resolvers)
 from stilts import report
 from stilts.store import stages
 from stilts.checks import check_rank_config, training_config
-from stilts.data.featurize import FeaturizeSettings
+from stilts.heads import FeaturizeSettings
 from stilts.data.probe import probe_data, sample_examples
 from stilts.errors import StiltsError
 from stilts.eval.transferability import regret_at_k
 from stilts.identity import comparison_keys
 from stilts.model.encoder import load_encoder
-from stilts.model.heads import build_head
-from stilts.model.probe import WHOLE_SEQUENCE, leep_mismatch, probe_encoder
+from stilts.heads import get_head
+from stilts.heads.base import WHOLE_SEQUENCE
+from stilts.model.probe import leep_mismatch, probe_encoder
 from stilts.run.ranking import rank
 from stilts.tasks import get_task, task_names
 from stilts.tasks.common.sources import SAMPLES_ROOT, load_examples
@@ -116,9 +117,9 @@ def test_probe_matches_the_encoder_run_on_each_sequence_alone(tiny_model_dir, ti
     data = probe_data(spec, examples, tiny_tokenizer, FeaturizeSettings())
     encoder = load_encoder(str(tiny_model_dir)).eval()
     torch.manual_seed(0)
-    head = build_head("tagging", encoder.config.hidden_size, 5).eval()
+    head = get_head("tagging").module(encoder.config.hidden_size, 5).eval()
     output = probe_encoder(encoder, data.sequences, data.rows, tiny_tokenizer.pad_token_id, batch_size=4,
-                           device="cpu", head=head, head_kind="tagging")
+                           device="cpu", head=head, head_type=get_head("tagging"))
     with torch.no_grad():
         alone = [encoder(input_ids=torch.tensor([ids])).last_hidden_state[0] for ids in data.sequences]
     for index, states in enumerate(alone):
@@ -134,9 +135,9 @@ def test_sequence_rows_pool_the_first_token_or_the_mean(tiny_model_dir, tiny_tok
     spec, examples = sample("xnli", 5)
     data = probe_data(spec, examples, tiny_tokenizer, FeaturizeSettings())
     encoder = load_encoder(str(tiny_model_dir)).eval()
-    head = build_head("classification", encoder.config.hidden_size, 3).eval()
+    head = get_head("classification").module(encoder.config.hidden_size, 3).eval()
     first = probe_encoder(encoder, data.sequences, data.rows, tiny_tokenizer.pad_token_id, batch_size=2,
-                          device="cpu", head=head, head_kind="classification")
+                          device="cpu", head=head, head_type=get_head("classification"))
     mean = probe_encoder(encoder, data.sequences, data.rows, tiny_tokenizer.pad_token_id, batch_size=2,
                          pooling="mean", device="cpu")
     with torch.no_grad():
@@ -150,10 +151,10 @@ def test_sequence_rows_pool_the_first_token_or_the_mean(tiny_model_dir, tiny_tok
 def test_leep_needs_a_head_that_labels_the_target_rows() -> None:
     sequences = np.array([[0, WHOLE_SEQUENCE], [1, WHOLE_SEQUENCE]])
     tokens = np.array([[0, 3], [0, 4]])
-    assert leep_mismatch("classification", sequences) is None and leep_mismatch("tagging", tokens) is None
-    assert "labels sequences" in leep_mismatch("classification", tokens)
-    assert "labels tokens" in leep_mismatch("tagging", sequences)
-    assert "no distribution" in leep_mismatch("span_qa", tokens)
+    assert leep_mismatch(get_head("classification"), sequences) is None and leep_mismatch(get_head("tagging"), tokens) is None
+    assert "labels sequences" in leep_mismatch(get_head("classification"), tokens)
+    assert "labels tokens" in leep_mismatch(get_head("tagging"), sequences)
+    assert "no distribution" in leep_mismatch(get_head("span_qa"), tokens)
 
 
 # ------------------------------------------------------------------------------ config checks

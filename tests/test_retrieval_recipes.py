@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from stilts.data.featurize import FeaturizeSettings, dual_encoder
+from stilts.heads import FeaturizeSettings, get_head
 from stilts.errors import StiltsError
-from stilts.model.heads import DualEncoderHead
+from stilts.heads.networks import DualEncoderHead
 from stilts.tasks import get_task
 from stilts.tasks.mewslix import entity_text, marked_mention
 from stilts.tasks.mewslix_pairs import read_mention_entity_pairs
@@ -39,13 +39,13 @@ def test_dual_encoder_loss_uses_in_batch_negatives() -> None:
 def test_pair_features_keep_query_and_candidate_apart(tiny_tokenizer) -> None:
     batch = {"query": ["Who built it?", "When?"], "candidate": ["Eiffel built it.", "In 1889."],
              "candidate_context": ["Eiffel built it. In 1889.", "Eiffel built it. In 1889."], "example_index": [0, 1]}
-    features = dual_encoder(batch, tiny_tokenizer, FeaturizeSettings(max_length=64, max_query_length=8), {})
+    features = get_head("dual_encoder").featurize(batch, tiny_tokenizer, FeaturizeSettings(max_length=64, max_query_length=8), {})
     query, candidate = features["input_ids"][0]
     assert query == tiny_tokenizer("Who built it?")["input_ids"]
     assert candidate == tiny_tokenizer("Eiffel built it.", "Eiffel built it. In 1889.")["input_ids"]  # two segments
     batch["candidate_context"] = [None, "x"]
     with pytest.raises(StiltsError, match="all have a candidate_context or none"):
-        dual_encoder(batch, tiny_tokenizer, FeaturizeSettings(), {})
+        get_head("dual_encoder").featurize(batch, tiny_tokenizer, FeaturizeSettings(), {})
 
 
 def test_marked_mention_is_xtreme_r_preprocessing() -> None:

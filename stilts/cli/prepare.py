@@ -115,7 +115,7 @@ def check_need(need: Need, evaluated: bool) -> Checked:
     """Read one need through the runs' own loader; an evaluated split without gold is a warning
     (its run predicts but does not score it), training or selection data without gold an error."""
     from stilts.tasks import get_task
-    from stilts.tasks.common.gold import missing_gold
+    from stilts.heads import head_of
     from stilts.tasks.common.sources import describe_source, find_files, load_split, uses_hub
 
     spec = get_task(need.task)
@@ -130,13 +130,14 @@ def check_need(need: Need, evaluated: bool) -> Checked:
             checked.notes.append("retrieval files: found, parsed when the run embeds them")
             return checked
         loaded = load_split(spec, need.split, need.language, need.source, need.root)
+        head_of(spec).check_examples(spec, f"{spec.name} {need.split}/{need.language} ({loaded.origin})", loaded.examples)
         checked.rows, checked.size = len(loaded.examples), loaded.size
         checked.source = loaded.origin if hub else loaded.origin.replace(f"{Path(need.root).expanduser()}/", "")
         checked.notes += loaded.notes
     except StiltsError as error:
         checked.status, checked.message = _status(error), str(error)
         return checked
-    reason = missing_gold(spec, loaded.examples)
+    reason = head_of(spec).missing_gold(spec, loaded.examples)
     if reason is not None:
         if evaluated:
             checked.status = "no gold"

@@ -8,7 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from stilts.model.heads import IGNORE_INDEX
+from stilts.heads.base import IGNORE_INDEX
+
+# The feature columns a batch carries (the others, e.g. QA offsets, stay with the evaluation set).
+MODEL_INPUTS = ("input_ids", "attention_mask", "labels", "start_positions", "end_positions", "feature_index")
 
 
 def _pad(rows: Sequence[Sequence[int]], length: int, value: int) -> list[list[int]]:

@@ -21,14 +21,12 @@ import torch
 from pytorch_lightning.trainer.states import TrainerFn
 from torch.utils.data import DataLoader
 
-from stilts.data.collate import DynamicPaddingCollator, MaskingCollator
+from stilts.data.collate import MODEL_INPUTS, DynamicPaddingCollator, MaskingCollator
 from stilts.data.columns import feature_lengths, read_column
-from stilts.data.decode import decode
 from stilts.data.sampling import LengthGroupedSampler, ResumableDataLoader, ResumableSampler
-from stilts.data.featurize import FEATURIZERS, MODEL_INPUTS, FeaturizeSettings
 from stilts.errors import StiltsError
-from stilts.tasks.common.gold import missing_gold, with_stand_in_gold
-from stilts.tasks.common.sources import load_split
+from stilts.heads import FeaturizeSettings, head_of
+from stilts.tasks.common.sources import Loaded, load_split
 from stilts.tasks.spec import Example, TaskSpec
 
 log = logging.getLogger(__name__)
@@ -90,12 +88,12 @@ class TaskDataModule(pl.LightningDataModule):
         self.micro_batch_size, self.eval_batch_size, self.num_workers = micro_batch_size, eval_batch_size, num_workers
         self.train, self.eval_languages, self.eval_split = train, list(eval_languages), eval_split
         self.seed = seed
-        if spec.head == "span_qa":
-            settings.check_qa_window()
+        self.head = head_of(spec)
+        self.head.check_settings(settings)
         self.train_languages = list(train_languages or [spec.train_language])
         self.collator = DynamicPaddingCollator(tokenizer.pad_token_id, task=spec.name)
         self.train_collator = self.collator
-        if spec.head == "mlm":
+        if self.head.masks_tokens:
             def masking() -> MaskingCollator:
                 return MaskingCollator(tokenizer.pad_token_id, tokenizer.mask_token_id, len(tokenizer),
                                        tokenizer.all_special_ids, seed, task=spec.name)
@@ -136,10 +134,16 @@ class TaskDataModule(pl.LightningDataModule):
         """How many training examples (not features) the task has: what samplers weigh tasks by."""
         return len(self._train())
 
+    def _load(self, split: str, language: str) -> Loaded:
+        """One split and language, checked for what the head needs (e.g. one number of choices)."""
+        loaded = load_split(self.spec, split, language, self.source, self.root)
+        self.head.check_examples(self.spec, f"{self.spec.name} {split}/{language} ({loaded.origin})", loaded.examples)
+        return loaded
+
     def _examples(self, split: str, language: str) -> list[Example]:
         """Training and model-selection data: it must carry gold."""
-        loaded = load_split(self.spec, split, language, self.source, self.root)
-        reason = missing_gold(self.spec, loaded.examples)
+        loaded = self._load(split, language)
+        reason = self.head.missing_gold(self.spec, loaded.examples)
         if reason is not None:
             raise StiltsError(f"{self.spec.name} {split}/{language} ({loaded.origin}): {reason}; stilts trains and "
                               "selects models on labelled data only: provide the labelled files")
@@ -162,7 +166,7 @@ class TaskDataModule(pl.LightningDataModule):
         table = datasets.Dataset.from_list(rows)
         label_to_id = defaultdict(lambda: len(self.labels) - 1) if self.spec.labels_from_train else {}
         label_to_id.update({label: i for i, label in enumerate(self.labels)})
-        featurize = partial(FEATURIZERS[self.spec.head], tokenizer=self.tokenizer, settings=self.settings,
+        featurize = partial(self.head.featurize, tokenizer=self.tokenizer, settings=self.settings,
                             label_to_id=label_to_id)
         features = table.map(featurize, batched=True, remove_columns=table.column_names, new_fingerprint=fingerprint,
                              cache_file_name=str(cache_file), load_from_cache_file=True,
@@ -176,15 +180,15 @@ class TaskDataModule(pl.LightningDataModule):
     def _test_set(self, split: str, language: str) -> EvalSet:
         """An evaluated set: one without gold (XTREME's label-stripped test files) is predicted, not
         scored, and says so in one line."""
-        loaded = load_split(self.spec, split, language, self.source, self.root)
-        reason = missing_gold(self.spec, loaded.examples)
+        loaded = self._load(split, language)
+        reason = self.head.missing_gold(self.spec, loaded.examples)
         no_gold = None
         if reason is not None:
             no_gold = f"{loaded.origin}: {reason}"
             log.warning("%s %s/%s: %s: predictions only, no metric. To score it, evaluate on the labelled dev set "
                         "(target.eval_split=dev) or give the labelled release of the file", self.spec.name, split,
                         language, no_gold)
-        features = self._featurize(with_stand_in_gold(self.spec, loaded.examples) if no_gold else loaded.examples,
+        features = self._featurize(self.head.with_stand_in_gold(self.spec, loaded.examples) if no_gold else loaded.examples,
                                    split, language)
         return EvalSet(language, split, loaded.examples, features, no_gold)
 
@@ -277,7 +281,8 @@ class TaskDataModule(pl.LightningDataModule):
                 f"{self.spec.name} {eval_set.split}/{eval_set.name}: {missing} features were not evaluated; "
                 "do not limit evaluation batches (trainer.limit_val_batches/limit_test_batches) when scoring"
             )
-        predictions = decode(self.spec, self.labels, eval_set.examples, eval_set.features, feature_predictions)
+        columns = {name: read_column(eval_set.features, name) for name in self.head.decode_columns}
+        predictions = self.head.decode(self.spec, self.labels, eval_set.examples, columns, feature_predictions)
         self.predictions[stage][eval_set.name] = predictions
         if eval_set.no_gold:
             return eval_set.name, {}, None

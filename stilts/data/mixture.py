@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from stilts.data.datamodule import TaskDataModule
-from stilts.data.featurize import MODEL_INPUTS
+from stilts.data.collate import MODEL_INPUTS
 from stilts.data.multitask import Member, MixtureBatches, RoundSampler, Schedule, TaskStream, plan_steps, task_probabilities
 from stilts.data.sampling import ResumableDataLoader
 

@@ -71,7 +71,7 @@ def load_mlm_head(pretrained: str, encoder):
     encoders only)."""
     from transformers import AutoModelForMaskedLM
 
-    from stilts.model.heads import MaskedLMHead
+    from stilts.heads.networks import MaskedLMHead
 
     _quiet_weight_bars()
     try:

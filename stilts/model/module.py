@@ -15,7 +15,7 @@ from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
 from stilts.errors import DivergedError
-from stilts.model.heads import HeadOutput
+from stilts.heads.networks import HeadOutput
 
 
 @dataclass(frozen=True)

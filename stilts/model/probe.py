@@ -13,12 +13,9 @@ import numpy as np
 import torch
 
 from stilts.errors import StiltsError
+from stilts.heads.base import WHOLE_SEQUENCE, HeadType
 from stilts.model.embeddings import DTYPES
 
-# Source heads that give a distribution over their labels for one kind of row (LEEP's theta(x)):
-# a classification head for a whole sequence (from its first token), a tagging head for a token.
-ROW_KIND_OF_HEAD = {"classification": "sequence", "tagging": "token"}
-WHOLE_SEQUENCE = -1  # a row's position when the row is the whole sequence
 POOLINGS = ("cls", "mean")
 
 
@@ -30,15 +27,15 @@ class ProbeOutput:
     probabilities: np.ndarray | None = None  # [rows, source labels] when a head was given
 
 
-def leep_mismatch(head_kind: str, rows: np.ndarray) -> str | None:
-    """Why a source head of `head_kind` gives no distribution per row (`rows`: [n, 2] sequence index,
+def leep_mismatch(head_type: HeadType, rows: np.ndarray) -> str | None:
+    """Why a source head of `head_type` gives no distribution per row (`rows`: [n, 2] sequence index,
     position); None when it does."""
-    kind = ROW_KIND_OF_HEAD.get(head_kind)
+    kind = head_type.leep_rows
     if kind is None:
-        return f"a {head_kind} head has no distribution over labels per example"
+        return f"a {head_type.name} head has no distribution over labels per example"
     rows_kind = "sequence" if (rows[:, 1] == WHOLE_SEQUENCE).all() else "token"
     if kind != rows_kind:
-        return f"a {head_kind} head labels {kind}s, the target's rows are {rows_kind}s"
+        return f"a {head_type.name} head labels {kind}s, the target's rows are {rows_kind}s"
     return None
 
 
@@ -55,15 +52,15 @@ def _padded(sequences: list[list[int]], pad_id: int, device: torch.device) -> tu
 @torch.no_grad()
 def probe_encoder(encoder, sequences: list[list[int]], rows: np.ndarray, pad_id: int, *, batch_size: int = 32,
                   pooling: str = "cls", dtype: str = "float32", device: str | None = None, head: torch.nn.Module | None = None,
-                  head_kind: str | None = None) -> ProbeOutput:
+                  head_type: HeadType | None = None) -> ProbeOutput:
     """Run `encoder` (moved to `device` and `dtype`, in eval mode) over every sequence. `rows` are
     [n, 2] (sequence index, position) pairs (`stilts.data.probe`); a whole-sequence row's feature is
     its first token's state (`cls`, what the classification and multiple-choice heads read) or its
     mean state; a token row's is that token's state."""
     if pooling not in POOLINGS:
         raise StiltsError(f"rank.pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
-    if head is not None and leep_mismatch(head_kind, rows):
-        raise ValueError(leep_mismatch(head_kind, rows))
+    if head is not None and leep_mismatch(head_type, rows):
+        raise ValueError(leep_mismatch(head_type, rows))
     target_device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     encoder = encoder.to(target_device, dtype=DTYPES[dtype]).eval()
     head = head.to(target_device).eval() if head is not None else None
@@ -94,7 +91,7 @@ def probe_encoder(encoder, sequences: list[list[int]], rows: np.ndarray, pad_id:
         features[rows_here] = torch.where(whole.unsqueeze(-1), pooled, token_states).cpu().numpy()
         if head is not None:
             logits = head(hidden.to(next(head.parameters()).dtype), {}).logits.float()
-            logits = logits[local] if head_kind == "classification" else logits[local, positions]
+            logits = logits[local] if head_type.leep_rows == "sequence" else logits[local, positions]
             if probabilities is None:
                 probabilities = np.empty((len(rows), logits.shape[-1]), dtype=np.float64)
             probabilities[rows_here] = torch.softmax(logits.double(), dim=-1).cpu().numpy()

@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from stilts.data.datamodule import TaskDataModule
-from stilts.data.featurize import FeaturizeSettings
+from stilts.heads import FeaturizeSettings, head_of
 from stilts.data.mixture import MixtureDataModule, MixtureSettings
 from stilts.data.multitask import common_accumulation
 from stilts.errors import StiltsError
@@ -35,8 +35,7 @@ def make_datamodule(cfg: DictConfig, task: StageTask, tokenizer, train: bool, la
         settings=settings, micro_batch_size=cfg.train.micro_batch_size, eval_batch_size=cfg.train.eval_batch_size,
         train=train, eval_languages=languages, eval_split=task.settings.get("eval_split", "test"),
         num_workers=cfg.data.num_workers, labels=labels, seed=cfg.seed, train_languages=task.languages,
-        # A dual encoder's negatives are its micro-batch: keep them random, as XTREME's recipe does.
-        group_by_length=bool(cfg.train.get("group_by_length", True)) and task.spec.head != "dual_encoder",
+        group_by_length=bool(cfg.train.get("group_by_length", True)) and head_of(task.spec).group_by_length,
     )
 
 
@@ -48,22 +47,6 @@ def _effective(cfg: DictConfig, task: StageTask) -> int:
     return cfg.train.effective_batch_size or task.settings["effective_batch_size"]
 
 
-def _micro_limit(cfg: DictConfig, task: StageTask) -> int:
-    """The largest micro-batch a task may use. A dual encoder's negatives are the other pairs of its
-    micro-batch, so its micro-batch is the task's `pairs_per_batch` (a number-changing setting),
-    never the hardware's `train.micro_batch_size`; the effective batch must be a multiple of it."""
-    if task.spec.head != "dual_encoder":
-        return cfg.train.micro_batch_size
-    pairs, effective = task.settings.get("pairs_per_batch"), _effective(cfg, task)
-    if not isinstance(pairs, int) or isinstance(pairs, bool) or pairs < 2:
-        raise StiltsError(f"{task.spec.name}: pairs_per_batch must be an integer >= 2 (each query's in-batch "
-                          f"negatives are the other pairs of its micro-batch), not {pairs!r}")
-    if effective % pairs:
-        raise StiltsError(f"{task.spec.name}: the effective batch {effective} is not a multiple of pairs_per_batch "
-                          f"{pairs}; change effective_batch_size or pairs_per_batch")
-    return pairs
-
-
 def stage_data(cfg: DictConfig, stage: Stage, tokenizer, world_size: int
                 ) -> tuple[TaskDataModule | MixtureDataModule, dict[str, TaskDataModule], dict[str, Any], int]:
     """(data module, its task data modules by task, batch layout, Lightning epochs). A single task
@@ -72,11 +55,10 @@ def stage_data(cfg: DictConfig, stage: Stage, tokenizer, world_size: int
     members = {name: make_datamodule(cfg, task, tokenizer, train=True) for name, task in stage.tasks.items()}
     if stage.mixture is None:
         (name, member), = members.items()
-        limit = _micro_limit(cfg, stage.tasks[name])
-        micro, accumulation = batch_layout(_effective(cfg, stage.tasks[name]), limit, world_size)
-        if member.spec.head == "dual_encoder" and micro != limit:
-            raise StiltsError(f"{name}: {world_size} processes leave each a share of the effective batch that is not a "
-                              f"multiple of pairs_per_batch {limit}; raise effective_batch_size or use fewer devices")
+        task, head = stage.tasks[name], head_of(stage.tasks[name].spec)
+        limit = head.micro_batch_limit(task.spec, task.settings, _effective(cfg, task), cfg.train.micro_batch_size)
+        micro, accumulation = batch_layout(_effective(cfg, task), limit, world_size)
+        head.check_micro_batch(task.spec, micro, limit, world_size)
         member.micro_batch_size = micro
         member.step_examples = _effective(cfg, stage.tasks[name])
         layout = {"micro_batch_size": micro, "accumulate_grad_batches": accumulation, "world_size": world_size}

@@ -17,7 +17,7 @@ from stilts.errors import StiltsError
 from stilts.files import write_text_atomic
 from stilts.model.embeddings import EmbeddingSettings, SentenceEmbedder
 from stilts.model.encoder import load_encoder, load_tokenizer
-from stilts.model.heads import build_head
+from stilts.heads import head_of
 from stilts.model.module import StiltsModule
 from stilts.run.data import make_datamodule
 from stilts.run.export import write_predictions
@@ -27,6 +27,8 @@ from stilts.store.stages import Stage
 from stilts.tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
+# results.json's retrieval.recipe values (stilts.report groups retrieval numbers by them)
+FROZEN_ENCODER, FINE_TUNED_ENCODER, DUAL_ENCODER = "frozen_encoder", "fine_tuned_encoder", "dual_encoder"
 
 
 def evaluate_target(cfg: DictConfig, stage: Stage, summary: Mapping[str, Any], languages: Sequence[str],
@@ -37,7 +39,7 @@ def evaluate_target(cfg: DictConfig, stage: Stage, summary: Mapping[str, Any], l
     their files carry no gold, and why); predictions go to predictions_dir."""
     labels = summary["tasks"][stage.label]["labels"]
     tokenizer, encoder = load_tokenizer(str(stage.encoder_dir)), load_encoder(str(stage.encoder_dir))
-    head = build_head(stage.spec.head, encoder.config.hidden_size, len(labels))
+    head = head_of(stage.spec).module(encoder.config.hidden_size, len(labels))
     head.load_state_dict(load_file(str(stage.head_file(stage.label))))
     module = StiltsModule(encoder, {stage.label: head})
     datamodule = make_datamodule(cfg, stage.tasks[stage.label], tokenizer, train=False, languages=languages,
@@ -61,9 +63,9 @@ def retrieval_recipe(planned: Sequence[Stage]) -> str:
     encoder first, e.g. XTREME-R's Tatoeba after SQuAD) or `dual_encoder` (a contrastive stage whose
     pooler embeds, XTREME-R's LAReQA and Mewsli-X)."""
     recipe = [stage for stage in planned if stage.role == "target-recipe"]
-    if recipe and recipe[-1].spec.head == "dual_encoder":
-        return "dual_encoder"
-    return "fine_tuned_encoder" if recipe else "frozen_encoder"
+    if recipe and head_of(recipe[-1].spec).embeds_with_pooler:
+        return DUAL_ENCODER
+    return FINE_TUNED_ENCODER if recipe else FROZEN_ENCODER
 
 
 def check_retrieval_recipe(cfg: DictConfig, planned: Sequence[Stage], target: TaskSpec) -> None:
@@ -71,7 +73,7 @@ def check_retrieval_recipe(cfg: DictConfig, planned: Sequence[Stage], target: Ta
     or pooling chosen for the target would be silently ignored; refuse it."""
     if target.retrieve is None:
         return
-    if retrieval_recipe(planned) == "dual_encoder" and (cfg.target.get("layer") is not None
+    if retrieval_recipe(planned) == DUAL_ENCODER and (cfg.target.get("layer") is not None
                                                          or cfg.target.pooling != "cls"):
         raise StiltsError(f"target {cfg.target.name}: the dual encoder ({planned[-1].label}) embeds with its trained "
                           "pooler on the first token of the last layer; set target.layer=null and target.pooling=cls")
@@ -82,9 +84,9 @@ def _retrieval_embedding(cfg: DictConfig, planned: Sequence[Stage], encoder) -> 
     pooler on the last layer; otherwise target.layer (default model.retrieval_layer) and target.pooling."""
     layers = encoder.config.num_hidden_layers
     common = {"batch_size": cfg.target.batch_size, "max_length": cfg.target.max_length, "dtype": cfg.target.dtype}
-    if retrieval_recipe(planned) == "dual_encoder":
+    if retrieval_recipe(planned) == DUAL_ENCODER:
         stage = planned[-1]
-        head = build_head("dual_encoder", encoder.config.hidden_size, 0)
+        head = head_of(stage.spec).module(encoder.config.hidden_size, 0)
         head.load_state_dict(load_file(str(stage.head_file(stage.label))))
         return EmbeddingSettings(layer=layers, pooling="cls", **common), head.embed, f"dual-encoder pooler of {stage.name}"
     layer = cfg.target.get("layer")

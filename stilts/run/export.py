@@ -14,11 +14,11 @@ from safetensors.torch import save
 
 from stilts.data.datamodule import TaskDataModule
 from stilts.eval.qa import Answer
+from stilts.heads import head_of
 from stilts.files import apply_umask_modes, atomic_output, replace_folder, write_json_atomic, write_text_atomic
 from stilts.model.module import StiltsModule
 from stilts.store import stages
 from stilts.store.stages import Stage
-from stilts.tasks.common.predictions import render_predictions
 from stilts.tasks.spec import TaskSpec
 
 
@@ -27,7 +27,7 @@ def write_predictions(spec: TaskSpec, datamodule: TaskDataModule, stage: str, fo
     SQuAD v2 also the no-answer odds (dev-en.null_odds.json, the official script's --na-prob-file)."""
     for eval_set in datamodule.val_sets if stage == "val" else datamodule.test_sets:
         predictions = datamodule.predictions[stage][eval_set.name]
-        suffix, text = render_predictions(spec, eval_set.examples, predictions)
+        suffix, text = head_of(spec).render(spec, eval_set.examples, predictions)
         write_text_atomic(folder / f"{eval_set.split}-{eval_set.name}{suffix}", text)
         if predictions and all(isinstance(answer, Answer) for answer in predictions):  # SQuAD v2's --na-prob-file
             odds = {example["id"]: answer.null_odds for example, answer in zip(eval_set.examples, predictions)}

@@ -25,7 +25,7 @@ from stilts.data.datamodule import TaskDataModule
 from stilts.errors import DivergedError
 from stilts.files import read_json, write_json_atomic
 from stilts.model.encoder import load_encoder, load_mlm_head, load_tokenizer
-from stilts.model.heads import build_head
+from stilts.heads import head_of
 from stilts.model.module import OptimSettings, StiltsModule
 from stilts.model.resume import ExactResume, ResumeCheckpoint, SelectionLog, checkpoint_intact, checkpoint_step
 from stilts.run.callbacks import BestDevResults, ReportProgress
@@ -62,8 +62,8 @@ def _resume_point(stage: Stage, layout: Mapping[str, int]) -> Path | None:
 
 def _heads(stage: Stage, members: Mapping[str, TaskDataModule], encoder, pretrained: str) -> dict[str, Any]:
     """A fresh head per task; an MLM task starts from the pretrained model's own LM head."""
-    return {name: load_mlm_head(pretrained, encoder) if task.spec.head == "mlm"
-            else build_head(task.spec.head, encoder.config.hidden_size, len(members[name].labels))
+    return {name: load_mlm_head(pretrained, encoder) if head_of(task.spec).starts_from_pretrained_lm
+            else head_of(task.spec).module(encoder.config.hidden_size, len(members[name].labels))
             for name, task in stage.tasks.items()}
 
 

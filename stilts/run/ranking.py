@@ -32,15 +32,14 @@ from safetensors.torch import load_file
 
 from stilts.store import locks, stages
 from stilts.checks import training_config
-from stilts.data.featurize import FeaturizeSettings
-from stilts.data.probe import ROW_LABELS, ProbeData, probe_data, sample_examples
+from stilts.data.probe import ProbeData, probe_data, sample_examples
 from stilts.errors import StiltsError
+from stilts.heads import FeaturizeSettings, HeadType, head_of
 from stilts.eval.transferability import ESTIMATES, FEATURE_ESTIMATORS, STAGE_ESTIMATES, embedding_similarity, leep
 from stilts.identity import comparison_keys, model_tag
 from stilts.mixtures import intermediate_preset
 from stilts.model.embeddings import DTYPES
 from stilts.model.encoder import load_encoder, load_tokenizer, resolve_pretrained
-from stilts.model.heads import build_head
 from stilts.model.probe import POOLINGS, ProbeOutput, leep_mismatch, probe_encoder
 from stilts.run.plan import plan_stages
 from stilts.store.stages import Stage, StageTask
@@ -77,11 +76,11 @@ class Probe:
     device: str
 
     def run(self, encoder, data: ProbeData, head: torch.nn.Module | None = None,
-            head_kind: str | None = None) -> ProbeOutput:
+            head_type: HeadType | None = None) -> ProbeOutput:
         settings = self.cfg.rank
         return probe_encoder(encoder, data.sequences, data.rows, self.tokenizer.pad_token_id,
                              batch_size=settings.batch_size, pooling=settings.pooling, dtype=settings.dtype,
-                             device=self.device, head=head, head_kind=head_kind)
+                             device=self.device, head=head, head_type=head_type)
 
     def examples(self, task: StageTask, count: int) -> list[dict[str, Any]]:
         """`count` examples drawn from the task's training data in every language it trains on."""
@@ -133,16 +132,17 @@ def _leep_blocker(candidate: Candidate, rows: np.ndarray) -> str | None:
     stage = candidate.stage
     if len(stage.tasks) != 1:
         return f"{stage.label} is a mixture stage: it has one head per task, none for the setup"
-    return leep_mismatch(next(iter(stage.tasks.values())).spec.head, rows)
+    return leep_mismatch(head_of(next(iter(stage.tasks.values())).spec), rows)
 
 
-def _stage_head(candidate: Candidate, hidden_size: int) -> tuple[torch.nn.Module, str]:
-    """The single-task stage's trained head and its kind."""
+def _stage_head(candidate: Candidate, hidden_size: int) -> tuple[torch.nn.Module, HeadType]:
+    """The single-task stage's trained head and its type."""
     (label, task), = candidate.stage.tasks.items()
     labels = candidate.summary["tasks"][label]["labels"]
-    head = build_head(task.spec.head, hidden_size, len(labels))
+    head_type = head_of(task.spec)
+    head = head_type.module(hidden_size, len(labels))
     head.load_state_dict(load_file(str(candidate.stage.head_file(label))))
-    return head, task.spec.head
+    return head, head_type
 
 
 def _stage_estimates(probe: Probe, candidate: Candidate, target: ProbeData) -> None:
@@ -208,7 +208,7 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
     baseline = _feature_estimates(target_text, rows.labels)
     shared = time.perf_counter() - started
     log.info("%s: %d training rows (%s) from %d examples; pretrained encoder: %s (%.1f s)", spec.name,
-             len(rows.labels), ROW_LABELS[spec.head], len(examples),
+             len(rows.labels), head_of(spec).row_labels, len(examples),
              ", ".join(f"{name} {value:.4g}" for name, value in baseline.items()), shared)
     for number, candidate in enumerate(candidates, start=1):
         begun = time.perf_counter()
@@ -229,7 +229,7 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
         "model_label": cfg.model.get("label") or model_tag(cfg.model.name_or_path), "seed": cfg.seed,
         "method": cfg.method, **comparison_keys(training),
         "target_rows": {"examples": len(examples), "sequences": len(target.sequences), "rows": len(rows.labels),
-                        "classes": int(len(np.unique(rows.labels))), "labels": ROW_LABELS[spec.head],
+                        "classes": int(len(np.unique(rows.labels))), "labels": head_of(spec).row_labels,
                         "pooling": cfg.rank.pooling},
         "pretrained": baseline,
         "candidates": [_candidate_record(candidate, position, baseline, cfg.method)

@@ -187,18 +187,7 @@ def load_split(spec: TaskSpec, split: str, language: str, source: str, root: str
         loaded = _load_files(spec, split, language, root)
     if not loaded.examples:
         raise DataMalformed(f"{spec.name}: the {split} split for {language!r} ({loaded.origin}) holds no examples")
-    if spec.head == "multiple_choice":
-        _check_choice_counts(spec, split, language, loaded)
     return loaded
-
-
-def _check_choice_counts(spec: TaskSpec, split: str, language: str, loaded: Loaded) -> None:
-    """One multiple-choice set has one number of choices (the head scores them side by side)."""
-    first = loaded.examples[0]
-    odd = next((e for e in loaded.examples if len(e["choices"]) != len(first["choices"])), None)
-    if odd is not None:
-        raise DataMalformed(f"{spec.name} {split}/{language} ({loaded.origin}): example {odd['id']} has "
-                            f"{len(odd['choices'])} choices where the others have {len(first['choices'])}")
 
 
 def load_examples(spec: TaskSpec, split: str, language: str, source: str, root: str | Path | None) -> list[Example]:

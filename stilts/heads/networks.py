@@ -1,5 +1,7 @@
-"""The task heads. Each maps encoder hidden states to logits, a loss when gold is in the batch,
-and per-feature predictions compact enough to gather across DDP ranks."""
+"""The heads' torch modules. Each maps encoder hidden states to logits, a loss when gold is in the
+batch, and per-feature predictions compact enough to gather across DDP ranks. Each head type builds
+its own (`HeadType.module`); they live apart so that reading settings or scoring files never
+imports torch."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-IGNORE_INDEX = -100
+from stilts.heads.base import IGNORE_INDEX
+
 
 
 @dataclass
@@ -173,18 +176,3 @@ class DualEncoderHead(nn.Module):
     def predict(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[list[list[float]]]:
         """Per pair: [query vector, candidate vector]."""
         return logits.detach().float().tolist()
-
-
-def build_head(kind: str, hidden_size: int, num_labels: int, dropout: float = 0.1) -> nn.Module:
-    """The head for a task's head type (see TaskSpec.head); MLM heads come from `load_mlm_head`."""
-    if kind == "classification":
-        return ClassificationHead(hidden_size, num_labels, dropout)
-    if kind == "tagging":
-        return TaggingHead(hidden_size, num_labels, dropout)
-    if kind == "multiple_choice":
-        return MultipleChoiceHead(hidden_size, dropout)
-    if kind == "span_qa":
-        return SpanQAHead(hidden_size)
-    if kind == "dual_encoder":
-        return DualEncoderHead(hidden_size)
-    raise ValueError(f"unknown head type {kind!r}")
