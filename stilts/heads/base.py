@@ -84,8 +84,9 @@ class HeadType:
         """Refuse a loaded set this head cannot batch (`where`: task, split, language and origin)."""
 
     def featurize(self, batch: Batch, tokenizer, settings: FeaturizeSettings, label_to_id: Mapping[str, int]) -> dict:
-        """A batched `datasets.map` function: examples -> model features (no padding: the collator pads)."""
-        raise NotImplementedError
+        """A batched `datasets.map` function: examples -> model features (no padding: the collator pads).
+        Every head type a task trains with defines it; retrieval targets are embedded, not featurized."""
+        raise StiltsError(f"{self.name} examples are not featurized: its tasks are scored on sentence embeddings")
 
     def micro_batch_limit(self, spec: TaskSpec, settings: Mapping[str, Any], effective: int, default: int) -> int:
         """The largest micro-batch its task may use (`default`: train.micro_batch_size)."""
