@@ -24,7 +24,7 @@ import stilts.cli.resolvers  # noqa: F401  (registers the ${stilts.*:} resolvers
 from stilts import jobstate
 from stilts.errors import StiltsError
 from stilts.identity import run_key
-from stilts.results import format_table
+from stilts.store.results import format_table
 from stilts.run.folder import finished_run
 from stilts.run.ranks import launch_rank
 from stilts.store.locks import job_token

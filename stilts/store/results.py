@@ -1,18 +1,18 @@
-"""results.json (schema in DESIGN.md §4): building it, reading it back safely, and the printed table."""
+"""A run's results.json (its schema: docs/outputs.md): building it, reading it back safely (the store's
+inventory and stilts.report read it), and the printed table."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tabulate import SEPARATING_LINE, tabulate
 
 from stilts.files import read_json
 
-if TYPE_CHECKING:  # the store reads results files: results never import the store at run time
-    from stilts.store.stages import Stage
+from stilts.store.stages import Stage
 
 REQUIRED_KEYS = ("target", "intermediate", "model", "seed", "metrics", "average", "score", "run_key")
 
