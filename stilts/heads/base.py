@@ -6,7 +6,6 @@ a task has; it asks the task's head."""
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -160,9 +159,3 @@ class HeadType:
     def module(self, hidden_size: int, num_labels: int, dropout: float = 0.1):
         """A fresh torch module of this head (stilts.heads.networks; torch is imported only here)."""
         raise StiltsError(f"{self.name} heads are not built fresh")
-
-
-def warn_extra(ids: set[str], predictions: Mapping[str, Any], gold: Path) -> None:
-    extra = [qid for qid in predictions if qid not in ids]
-    if extra:
-        warnings.warn(f"{len(extra)} predictions have ids not in {gold}; ignored (first: {', '.join(extra[:3])})")

@@ -5,6 +5,7 @@ the empty answer when the null score wins); the official `{question_id: answer}`
 from __future__ import annotations
 
 import json
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 from stilts.errors import StiltsError
 from stilts.eval.qa import Answer
-from stilts.heads.base import Batch, FeaturizeSettings, HeadType, Metrics, warn_extra
+from stilts.heads.base import Batch, FeaturizeSettings, HeadType, Metrics
 from stilts.tasks.common.readers import load_json, qa_has_gold
 from stilts.tasks.common.sources import read_file
 from stilts.tasks.spec import Example, TaskSpec
@@ -144,7 +145,10 @@ class SpanQA(HeadType):
         predictions = load_json(pred)
         if not isinstance(predictions, dict) or not all(isinstance(text, str) for text in predictions.values()):
             raise StiltsError(f"{pred}: expected a JSON object {{question_id: answer_text}} with string answers")
-        warn_extra({example["id"] for example in examples}, predictions, gold)
+        ids = {example["id"] for example in examples}
+        extra = [qid for qid in predictions if qid not in ids]
+        if extra:
+            warnings.warn(f"{len(extra)} predictions have ids not in {gold}; ignored (first: {', '.join(extra[:3])})")
         # A question without a prediction scores 0 (in the totals); the eval layer warns with the count.
         answers = [predictions.get(example["id"]) for example in examples]
         if options.get("na_prob_file") is not None:
