@@ -63,12 +63,15 @@ QUICKSTART_SWEEPS = ("paper_grid", "diversity", "scale", "order", "retrieval")
 @pytest.fixture(scope="session")
 def quickstart_sweeps(tmp_path_factory, stilts_cache) -> Path:
     """One output folder holding every quickstart sweep, run once per session through the real CLI
-    (their shared runs and stages are reused across sweeps, as in a lab's outputs/)."""
+    (their shared runs and stages are reused across sweeps, as in a lab's outputs/), two jobs at a time
+    with the joblib launcher, one thread each: the paper grid's 198 runs take 125 s instead of 304 s."""
     output = tmp_path_factory.mktemp("quickstart-sweeps")
-    environment = dict(os.environ, STILTS_CACHE=str(stilts_cache), HF_HUB_OFFLINE="1", WANDB_MODE="offline")
+    environment = dict(os.environ, STILTS_CACHE=str(stilts_cache), HF_HUB_OFFLINE="1", WANDB_MODE="offline",
+                       OMP_NUM_THREADS="1")
     for name in QUICKSTART_SWEEPS:
         done = subprocess.run([sys.executable, "-m", "stilts.train", "-m", f"experiment={name}_quickstart",
-                               f"paths.output_dir={output}", "trainer.enable_progress_bar=false"],
+                               f"paths.output_dir={output}", "trainer.enable_progress_bar=false",
+                               "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
                               cwd=output, env=environment, capture_output=True, text=True,
                               timeout=HANG_GUARD_SECONDS)
         assert done.returncode == 0, (name, done.stderr[-3000:])
