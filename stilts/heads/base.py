@@ -99,9 +99,10 @@ class HeadType:
                columns: Mapping[str, list], predictions: Mapping[int, Any]) -> list[Any]:
         """Per-feature predictions -> one prediction per example, in the form its scorer takes."""
         by_example = dict(zip(columns["example_index"], (predictions[f] for f in range(len(columns["example_index"])))))
-        return [self.example_prediction(labels, by_example[i]) for i in range(len(examples))]
+        return [self.example_prediction(spec, labels, example, by_example[i]) for i, example in enumerate(examples)]
 
-    def example_prediction(self, labels: Sequence[str], prediction: Any) -> Any:
+    def example_prediction(self, spec: TaskSpec, labels: Sequence[str], example: Example, prediction: Any) -> Any:
+        """One example's prediction from its feature's (the model's output, as the scorer takes it)."""
         return prediction
 
     def render(self, spec: TaskSpec, examples: Sequence[Example], predictions: Sequence[Any]) -> tuple[str, str]:

@@ -22,7 +22,7 @@ class Classification(HeadType):
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
                 "labels": [label_to_id[label] for label in batch["label"]], "example_index": batch["example_index"]}
 
-    def example_prediction(self, labels: Sequence[str], prediction: Any) -> Any:
+    def example_prediction(self, spec: TaskSpec, labels: Sequence[str], example: Example, prediction: Any) -> Any:
         return labels[prediction]
 
     def with_stand_in_gold(self, spec: TaskSpec, examples: Sequence[Example]) -> list[Example]:

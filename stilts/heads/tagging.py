@@ -63,15 +63,10 @@ class Tagging(HeadType):
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"], "labels": labels,
                 "example_index": batch["example_index"]}
 
-    def decode(self, spec: TaskSpec, labels: Sequence[str], examples: Sequence[Example],
-               columns: Mapping[str, list], predictions: Mapping[int, Any]) -> list[Any]:
+    def example_prediction(self, spec: TaskSpec, labels: Sequence[str], example: Example, prediction: Any) -> Any:
         """Tags per word; words cut off by max_length get the task's fallback label, so lengths always match gold."""
-        by_example = dict(zip(columns["example_index"], (predictions[f] for f in range(len(columns["example_index"])))))
-        tags = []
-        for i, example in enumerate(examples):
-            predicted = [labels[label] for label in by_example[i]]
-            tags.append(predicted + [spec.fallback_label] * (len(example["tokens"]) - len(predicted)))
-        return tags
+        predicted = [labels[label] for label in prediction]
+        return predicted + [spec.fallback_label] * (len(example["tokens"]) - len(predicted))
 
     def render(self, spec: TaskSpec, examples: Sequence[Example], predictions: Sequence[Any]) -> tuple[str, str]:
         return ".tsv", "".join("".join(f"{tag}\n" for tag in tags) + "\n" for tags in predictions)
