@@ -4,18 +4,17 @@ instead, and a key nobody reads (a typo such as `+intermediat=squad`) is an erro
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 import tempfile
-from importlib import resources
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from stilts.errors import StiltsError
 from stilts.eval.transferability import ESTIMATES
+from stilts.settings import RankConfig, StiltsConfig, schema_problems
 from stilts.mixtures import expand_intermediate, intermediate_preset, is_mixture
 from stilts.store.stages import Stage
 from stilts.tasks import get_task
@@ -23,39 +22,15 @@ from stilts.tasks.common.languages import target_languages
 from stilts.tasks.common.sources import find_files
 from stilts.tasks.spec import TaskSpec
 
-POSITIVE_INTS = ("train.micro_batch_size", "train.eval_batch_size", "train.checkpoint_every_n_steps")
-OPTIONAL_POSITIVE_INTS = ("train.effective_batch_size", "train.max_epochs", "train.eval_every_steps",
-                          "train.eval_subset", "train.patience")
-BOOLS = ("overwrite", "keep_checkpoints", "keep_target_encoders")
 STAGE_INTS = ("epochs", "effective_batch_size", "max_length", "doc_stride", "max_query_length")
 REQUIRED_STAGE_INTS = ("epochs", "effective_batch_size")
 RANK_KEYS = ("candidates", "method", "rank")  # conf/rank.yaml's own keys, beside the training config's
-RANK_INTS = {"max_examples": 2, "max_features": 2, "batch_size": 1}  # rank.<key>: its smallest value
-RANK_SETTINGS = {*RANK_INTS, "pooling", "dtype", "device"}
 
 
-def _conf_root():
-    return resources.files("stilts.conf")
-
-
-def known_keys() -> dict[str, set[str]]:
-    """Top-level keys (config groups and the primary config's keys) and the keys of `train`/`paths`."""
-    root = _conf_root()
-    primary = OmegaConf.create((root / "config.yaml").read_text(encoding="utf-8"))
-    groups = {entry.name for entry in root.iterdir() if entry.is_dir() and not entry.name.startswith("_")}
-    paths = OmegaConf.create((root / "paths" / "default.yaml").read_text(encoding="utf-8"))
-    top = (groups | set(primary)) - {"defaults", "experiment"}
-    return {"": top, "train": set(primary.train), "paths": set(paths)}
-
-
-def _unknown(found: Any, valid: set[str], where: str) -> None:
-    extra = sorted(set(found) - valid)
-    if extra:
-        name = extra[0]
-        close = difflib.get_close_matches(name, sorted(valid), n=1)
-        hint = f"; did you mean {where}{close[0]!r}?" if close else ""
-        raise StiltsError(f"unknown setting {where}{name!r}{hint} Valid {'top-level keys' if not where else where + '*'}: "
-                          f"{', '.join(sorted(valid))}")
+def check_schema(cfg: DictConfig, schema: type) -> None:
+    """Raise a StiltsError for the first unknown key or value outside its field's allowed range."""
+    for message in schema_problems(cfg, schema):
+        raise StiltsError(message)
 
 
 def _is_int(value: Any) -> bool:
@@ -98,26 +73,7 @@ def check_stage(key: str, node: Any, trainable: bool = True) -> None:
 
 def check_config(cfg: DictConfig) -> None:
     """Raise a StiltsError naming the first bad setting of a composed job config."""
-    keys = known_keys()
-    _unknown([key for key in cfg if key != "hydra"], keys[""], "")
-    _unknown(cfg.train, keys["train"], "train.")
-    _unknown(cfg.paths, keys["paths"], "paths.")
-    if not _is_int(cfg.seed):
-        raise StiltsError(f"seed must be a whole number, not {cfg.seed!r}")
-    for key in BOOLS:
-        if not isinstance(cfg[key], bool):
-            raise StiltsError(f"{key} must be true or false, not {cfg[key]!r}")
-    for key in POSITIVE_INTS:
-        _positive_int(key, OmegaConf.select(cfg, key))
-    for key in OPTIONAL_POSITIVE_INTS:
-        _positive_int(key, OmegaConf.select(cfg, key), optional=True)
-    train = cfg.train
-    if not _is_number(train.lr) or train.lr <= 0:
-        raise StiltsError(f"train.lr must be a positive number, not {train.lr!r}")
-    if not _is_number(train.weight_decay) or train.weight_decay < 0:
-        raise StiltsError(f"train.weight_decay must be a number >= 0, not {train.weight_decay!r}")
-    if not _is_number(train.warmup_ratio) or not 0 <= train.warmup_ratio < 1:
-        raise StiltsError(f"train.warmup_ratio must be a number in [0, 1), not {train.warmup_ratio!r}")
+    check_schema(cfg, StiltsConfig)
     target = get_task(cfg.target.name)
     target_languages(cfg.target, target)
     for key, node in _stage_settings(cfg).items():
@@ -157,11 +113,7 @@ def check_rank_config(cfg: DictConfig) -> None:
             raise StiltsError(f"candidates: {error}") from None
     if cfg.method not in ESTIMATES:
         raise StiltsError(f"method must be one of {', '.join(ESTIMATES)}, not {cfg.method!r}")
-    _unknown(cfg.rank, RANK_SETTINGS, "rank.")
-    for key, smallest in RANK_INTS.items():
-        value = cfg.rank[key]
-        if not _is_int(value) or value < smallest:
-            raise StiltsError(f"rank.{key} must be a whole number of at least {smallest}, not {value!r}")
+    check_schema(cfg, RankConfig)
 
 
 def check_writable(folder: str | Path, key: str) -> None:

@@ -8,9 +8,14 @@ import shutil
 import stat
 
 import pytest
+from hydra import compose, initialize_config_module
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from stilts.checks import check_config
 from stilts.errors import StiltsError
+from stilts.settings import Dtype, explain
 from stilts.tasks.common.sources import SAMPLES_ROOT
 from tests.cli import stilts
 from tests.test_configs import compose_config
@@ -28,7 +33,10 @@ BAD = [
     ("target.languages=de", "target.languages must be a list of language codes, e.g. target.languages=[de,sw], not 'de'"),
     ("target.languages=[de,xx]", "target.languages: xnli has no language(s) ['xx']; valid: "),
     ("overwrite=maybe", "overwrite must be true or false, not 'maybe'"),
-    ("keep_checkpoints=1", "keep_checkpoints must be true or false"),
+    ("keep_checkpoints=2.5", "keep_checkpoints must be true or false"),
+    ("train.micro_batch_size=1.5", "train.micro_batch_size must be a positive whole number, not 1.5"),
+    ("train=3", "train must be a group of settings"),
+    ("target=nope", "Could not find 'target/nope' Available options in 'target': bucc, lareqa,"),
     ("target.epochs=0", "target.epochs must be a positive whole number"),
     ("target.eval_split=valid", "target.eval_split must be one of"),
     ("+intermediate.squad.epochs=-2", "intermediate.squad.epochs must be a positive whole number"),
@@ -37,12 +45,30 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("override,message", BAD)
-def test_each_bad_setting_names_its_key(override, message) -> None:
-    cfg = compose_config("target=xnli", "experiment=quickstart", override)
+def first_error(*overrides: str) -> str:
+    """What `stilts.train OVERRIDES` says first: the schema's verdict while composing, else check_config's."""
+    try:
+        cfg = compose_config(*overrides)
+    except (HydraException, OmegaConfBaseException) as error:
+        return explain(error)
     with pytest.raises(StiltsError) as error:
         check_config(cfg)
-    assert message in str(error.value)
+    return str(error.value)
+
+
+@pytest.mark.parametrize("override,message", BAD)
+def test_each_bad_setting_names_its_key(override, message) -> None:
+    assert message in first_error("target=xnli", "experiment=quickstart", override)
+
+
+@pytest.mark.parametrize("override,value", [("keep_checkpoints=1", True), ("overwrite=no", False), ("train.lr=1", 1.0),
+                                            ("train.max_epochs=null", None), ("rank.dtype=bfloat16", "bfloat16")])
+def test_the_schemas_convert_values_to_their_types(override, value) -> None:
+    """Booleans, numbers and choices are typed by stilts.settings while the config is composed."""
+    with initialize_config_module("stilts.conf", version_base="1.3"):
+        cfg = compose("rank", overrides=["target=tydiqa", override])
+    found = OmegaConf.select(cfg, override.split("=")[0])
+    assert found == value and type(found) in ({type(value)} if not isinstance(value, str) else {Dtype})
 
 
 def test_the_defaults_and_presets_pass() -> None:
@@ -55,6 +81,7 @@ def test_the_defaults_and_presets_pass() -> None:
 @pytest.mark.parametrize("override,message", [
     ("+intermediat=squad", "did you mean 'intermediate'?"),
     ("seed=abc", "seed must be a whole number"),
+    ("train.lr=x", "train.lr must be a positive number, not 'x'"),
     ("target.languages=de", "target.languages must be a list"),
     ("target.languages=[xx]", "target.languages: xnli has no language(s) ['xx']"),
 ])

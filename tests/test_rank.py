@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_module
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
 from scipy import stats
 
 import stilts.cli.resolvers  # noqa: F401  (registers the stilts.* resolvers)
@@ -24,6 +26,7 @@ from stilts.checks import check_rank_config, training_config
 from stilts.heads import FeaturizeSettings
 from stilts.data.probe import probe_data, sample_examples
 from stilts.errors import StiltsError
+from stilts.settings import RankConfig, explain
 from stilts.eval.transferability import regret_at_k
 from stilts.identity import comparison_keys
 from stilts.model.encoder import load_encoder
@@ -187,8 +190,20 @@ def test_bad_rank_settings_are_named(overrides, message) -> None:
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("rank.pooling=max", "rank.pooling must be one of cls, mean"),
-    ("rank.dtype=int8", "rank.dtype must be one of"),
+    ("rank.pooling=max", "rank.pooling must be one of cls, mean, not 'max'"),
+    ("rank.dtype=int8", "rank.dtype must be one of float32, bfloat16, float16, not 'int8'"),
+    ("rank.batch_size=many", "rank.batch_size must be a positive whole number, not 'many'"),
+    ("candidates=squad", "candidates must be"),
+])
+def test_the_rank_schema_names_a_badly_typed_setting(override, message) -> None:
+    """stilts.settings.RankConfig types rank.*: the config does not compose, and stilts.rank's one
+    `error:` line (stilts.cli.entry) says which key must be what."""
+    with pytest.raises((HydraException, OmegaConfBaseException)) as error:
+        compose_rank("target=tydiqa", override)
+    assert message in explain(error.value, RankConfig)
+
+
+@pytest.mark.parametrize(("override", "message"), [
     ("rank.device=tpu0", "rank.device must be null"),
 ] + ([] if torch.cuda.is_available() else [("rank.device=cuda", "torch sees no CUDA device")]))
 def test_bad_probe_settings_fail_before_any_work(override, message) -> None:

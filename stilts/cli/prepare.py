@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 from tabulate import tabulate
 
 from stilts.errors import DataMissing, HubUnreachable, StiltsError
+from stilts.settings import explain
 from stilts.files import write_json_atomic
 
 PROBLEMS = ("missing", "malformed", "unreachable")  # statuses that make prepare exit 1
@@ -271,14 +273,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         code = prepare(args.overrides, args.multirun, args.report)
-    except (StiltsError, OmegaConfBaseException) as error:
+    except StiltsError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(2)
-    except Exception as error:  # Hydra's composition errors (unknown option, a sweep without -m)
-        if type(error).__module__.startswith("hydra"):
-            lines = [line.strip().rstrip(".:") for line in str(error).splitlines() if line.strip()]
-            print(f"error: {'; '.join(lines)}", file=sys.stderr, flush=True)
-            sys.exit(2)
-        raise
+    except (HydraException, OmegaConfBaseException) as error:  # the config could not be composed
+        print(f"error: {explain(error)}", file=sys.stderr, flush=True)
+        sys.exit(2)
     sys.exit(code)
 
