@@ -6,7 +6,6 @@ from stilts.tasks.common.readers import TRANSLATED_SQUAD, read_squad_json
 from stilts.tasks.common.scoring import qa_score, score_mlqa
 from stilts.tasks.spec import HubSource, TaskSpec
 from stilts.tasks.squad import hub_rows_to_examples
-from stilts.tasks.xquad import SQUAD_V1
 
 LANGUAGES = ("en", "es", "de", "ar", "hi", "vi", "zh")
 
