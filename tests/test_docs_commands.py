@@ -1,12 +1,15 @@
 """Every `python -m stilts.train` / `stilts.prepare` command of the README and docs/ is composed, job by
 job, as Hydra would run it, made quickstart-sized (the tiny model, the shipped samples), and passes
-the settings checks a run starts with: a command a reader copies never fails on a key or an option.
-(The quickstart, the sweeps and the other CLIs' commands run end to end in their own tests.)"""
+the settings checks a run starts with: a command a reader copies never fails on a key or an option
+(the quickstart and the sweeps run end to end in their own tests). Every report, rank, score, store and
+sweep command of the docs runs, as written, on the quickstart sweeps' outputs."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
 
 import pytest
 
@@ -18,6 +21,7 @@ import stilts.cli.resolvers  # noqa: F401  (registers the stilts.* resolvers the
 from stilts.checks import check_config
 from stilts.sweep import sweep_jobs
 from tests.cli import REPO
+from tests.conftest import HANG_GUARD_SECONDS
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 PLACEHOLDERS = {"DIR": "/tmp/stilts-docs-data", "<candidate>": "squad"}
@@ -81,3 +85,54 @@ def test_every_docs_command_composes_and_passes_the_checks(page, command) -> Non
     assert jobs
     for job in jobs:
         check_config(job)
+
+
+# -- the other command lines: run, on the quickstart sweeps' outputs ---------------------------------------
+
+OTHER_CLIS = r"python -m stilts\.(report|rank|score|store|sweep)\b"
+# Names a reader replaces (a folder of their own, a list of choices) or files of their own: those
+# commands are shown as forms; each CLI's own tests run them on real files (tests/test_score_cli.py).
+# The XTREME score of one setting's runs (seed 42) runs as written on the quickstart's runs in
+# tests/test_cli.py: the sweeps here hold several settings of a setup, which it rightly refuses to mix.
+FORMS = ("DIR", "...", " | ", "<", "dev-v2.0.json", "test-context-", "test-de.tsv", "zh-en.test.gold", "/seed42-")
+
+
+def _quickstart_sized(command: str) -> str:
+    """A rank command at quickstart size: the tiny model and the sweeps' seed (their stages' keys)."""
+    if command.startswith("python -m stilts.rank"):
+        command += (" experiment=quickstart" if "experiment=" not in command else "") + " seed=1"
+    return command
+
+
+def _other_commands() -> list[tuple[str, str]]:
+    found = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        lines = [line for block in re.findall(r"```bash\n(.*?)```", text, re.S) for line in block.splitlines()]
+        lines += re.findall(r"`(python -m stilts\.[^`]+)`", text)
+        for line in lines:
+            match = re.search(OTHER_CLIS + r" .*", line)  # a command, not a bare name in a sentence
+            if match and not any(form in match.group(0) for form in FORMS):
+                found.append((page.name, _quickstart_sized(match.group(0).split(" # ")[0].strip())))
+    # One of each; rankings come before the report that reads them (stilts.rank < stilts.report).
+    return sorted({command: page for page, command in found}.items())
+
+
+OTHER_COMMANDS = _other_commands()
+
+
+def test_the_docs_show_every_other_command_line() -> None:
+    assert {command.split()[2] for command, _ in OTHER_COMMANDS} >= {"stilts.report", "stilts.rank", "stilts.score",
+                                                                "stilts.store", "stilts.sweep"}
+
+
+@pytest.mark.slow
+def test_every_other_docs_command_runs_on_the_quickstart_sweeps(quickstart_sweeps, stilts_cache, tmp_path) -> None:
+    """Each report, rank, score, store and sweep command of the docs, run as written (in a folder whose
+    `outputs/` holds the quickstart sweeps), ends well: exit 0, no traceback."""
+    (tmp_path / "outputs").symlink_to(quickstart_sweeps)
+    environment = dict(os.environ, STILTS_CACHE=str(stilts_cache), HF_HUB_OFFLINE="1", WANDB_MODE="offline")
+    for command, page in OTHER_COMMANDS:
+        done = subprocess.run(command, shell=True, cwd=tmp_path, env=environment,
+                              capture_output=True, text=True, timeout=HANG_GUARD_SECONDS)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (page, command, done.stderr[-3000:])
