@@ -16,7 +16,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from stilts.files import read_json, write_json_atomic
+from stilts.store.files import read_json, write_json_atomic
 
 FINAL_STATES = ("done", "skipped", "failed")
 STEP_UPDATE_SECONDS = 10.0

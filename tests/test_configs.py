@@ -215,7 +215,7 @@ def test_default_trainer_uses_bf16_on_a_gpu_that_supports_it(monkeypatch) -> Non
 
 
 def test_gradient_checkpointing_changes_no_key() -> None:
-    from stilts.identity import run_key
+    from stilts.store.identity import run_key
 
     plain = compose_config("experiment=quickstart", "+intermediate=squad", "target=tydiqa")
     checkpointed = compose_config("experiment=quickstart", "+intermediate=squad", "target=tydiqa",

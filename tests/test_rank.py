@@ -28,7 +28,7 @@ from stilts.data.probe import probe_data, sample_examples
 from stilts.errors import StiltsError
 from stilts.settings import RankConfig, explain
 from stilts.eval.transferability import regret_at_k
-from stilts.identity import comparison_keys
+from stilts.store.identity import comparison_keys
 from stilts.model.encoder import load_encoder
 from stilts.heads import get_head
 from stilts.heads.base import WHOLE_SEQUENCE

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from stilts.files import read_json
+from stilts.store.files import read_json
 from tests.cli import run_folder
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from stilts.files import atomic_output, umask_mode, write_json_atomic
+from stilts.store.files import atomic_output, umask_mode, write_json_atomic
 from stilts.store import locks, stages
 from stilts.store.__main__ import main
 

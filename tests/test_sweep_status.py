@@ -18,7 +18,7 @@ from filelock import FileLock
 
 from stilts.store import locks
 from stilts.errors import StiltsError
-from stilts.files import write_json_atomic
+from stilts.store.files import write_json_atomic
 from stilts.sweep import PLAN_FILE, record_path
 from stilts.sweep.status import find_sweep, format_final_table, format_status, read_sweep
 

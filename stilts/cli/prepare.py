@@ -26,7 +26,7 @@ from tabulate import tabulate
 
 from stilts.errors import DataMissing, HubUnreachable, StiltsError
 from stilts.settings import explain
-from stilts.files import write_json_atomic
+from stilts.store.files import write_json_atomic
 
 PROBLEMS = ("missing", "malformed", "unreachable")  # statuses that make prepare exit 1
 

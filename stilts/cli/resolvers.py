@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from stilts.errors import StiltsError
-from stilts.identity import model_tag, run_key
+from stilts.store.identity import model_tag, run_key
 from stilts.sweep import slurm_gpus, slurm_tasks, sweep_id
 from stilts.tasks.common.sources import SAMPLES_ROOT
 

@@ -23,7 +23,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 import stilts.cli.resolvers  # noqa: F401  (registers the ${stilts.*:} resolvers the configs use)
 from stilts import jobstate
 from stilts.errors import StiltsError
-from stilts.identity import run_key
+from stilts.store.identity import run_key
 from stilts.store.results import format_table
 from stilts.run.folder import finished_run
 from stilts.run.ranks import launch_rank

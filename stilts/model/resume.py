@@ -16,7 +16,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.plugins import TorchCheckpointIO
 
 from stilts.errors import StiltsError
-from stilts.files import HashingWriter, atomic_output, checksum_record_path, read_json, record_matches, write_json_atomic
+from stilts.store.files import HashingWriter, atomic_output, checksum_record_path, read_json, record_matches, write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from stilts.files import apply_umask_modes
+from stilts.store.files import apply_umask_modes
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from stilts.files import atomic_output, write_text_atomic
+from stilts.store.files import atomic_output, write_text_atomic
 from stilts.report import plots, render, stats, tables
 from stilts.report.load import load_runs, tidy
 from stilts.report.transfer import load_rankings, ranking_check

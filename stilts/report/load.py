@@ -13,7 +13,7 @@ import pandas as pd
 
 from stilts.errors import StiltsError
 from stilts.eval.xtreme import XTREME_CATEGORIES, XTREME_R_CATEGORIES
-from stilts.identity import digest
+from stilts.store.identity import digest
 from stilts.store.results import read_results
 
 log = logging.getLogger(__name__)

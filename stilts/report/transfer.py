@@ -18,7 +18,7 @@ from scipy import stats
 
 from stilts.errors import StiltsError
 from stilts.eval.transferability import ESTIMATES, regret_at_k
-from stilts.files import read_json
+from stilts.store.files import read_json
 from stilts.report.tables import gains
 
 log = logging.getLogger(__name__)

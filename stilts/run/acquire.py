@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.utilities import rank_zero_only
 
 from stilts import jobstate
-from stilts.files import read_json
+from stilts.store.files import read_json
 from stilts.run.fit import fit_stage
 from stilts.store import encoders, locks, stages
 from stilts.store.stages import Stage

@@ -14,7 +14,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from safetensors.torch import load_file
 
 from stilts.errors import StiltsError
-from stilts.files import write_text_atomic
+from stilts.store.files import write_text_atomic
 from stilts.model.embeddings import EmbeddingSettings, SentenceEmbedder
 from stilts.model.encoder import load_encoder, load_tokenizer
 from stilts.heads import head_of

@@ -15,7 +15,7 @@ from safetensors.torch import save
 from stilts.data.datamodule import TaskDataModule
 from stilts.eval.qa import Answer
 from stilts.heads import head_of
-from stilts.files import apply_umask_modes, atomic_output, replace_folder, write_json_atomic, write_text_atomic
+from stilts.store.files import apply_umask_modes, atomic_output, replace_folder, write_json_atomic, write_text_atomic
 from stilts.model.module import StiltsModule
 from stilts.store import stages
 from stilts.store.stages import Stage

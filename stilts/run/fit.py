@@ -23,7 +23,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from stilts.data.datamodule import TaskDataModule
 from stilts.errors import DivergedError
-from stilts.files import read_json, write_json_atomic
+from stilts.store.files import read_json, write_json_atomic
 from stilts.model.encoder import load_encoder, load_mlm_head, load_tokenizer
 from stilts.heads import head_of
 from stilts.model.module import OptimSettings, StiltsModule

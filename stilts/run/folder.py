@@ -14,8 +14,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from stilts import jobstate
-from stilts.files import write_json_atomic
-from stilts.identity import comparison_keys, model_tag
+from stilts.store.files import write_json_atomic
+from stilts.store.identity import comparison_keys, model_tag
 from stilts.store.results import RESULTS_FILE, build_results, describe_stage, intermediate_metrics, read_results
 from stilts.run.ranks import launch_rank
 from stilts.store import locks, stages

@@ -19,7 +19,7 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 from pytorch_lightning.utilities import rank_zero_only
 
-from stilts.files import write_text_atomic
+from stilts.store.files import write_text_atomic
 
 
 def _step(row: dict[str, str]) -> float:

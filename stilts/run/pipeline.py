@@ -11,8 +11,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from stilts.checks import check_no_evaluation_data
-from stilts.files import replace_folder
-from stilts.identity import run_key
+from stilts.store.files import replace_folder
+from stilts.store.identity import run_key
 from stilts.model.encoder import resolve_pretrained
 from stilts.run import acquire, evaluate, folder
 from stilts.run.loggers import log_run

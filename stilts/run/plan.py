@@ -15,8 +15,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from stilts.data.datamodule import FEATURES_VERSION
-from stilts.files import file_record, tree_records
-from stilts.identity import STAGE_FORMAT, config_identity, digest, trainer_identity
+from stilts.store.files import file_record, tree_records
+from stilts.store.identity import STAGE_FORMAT, config_identity, digest, trainer_identity
 from stilts.mixtures import expand_intermediate, is_mixture
 from stilts.store.stages import Stage, StageTask
 from stilts.tasks import get_task

@@ -36,7 +36,7 @@ from stilts.data.probe import ProbeData, probe_data, sample_examples
 from stilts.errors import StiltsError
 from stilts.heads import FeaturizeSettings, HeadType, head_of
 from stilts.eval.transferability import ESTIMATES, FEATURE_ESTIMATORS, STAGE_ESTIMATES, embedding_similarity, leep
-from stilts.identity import comparison_keys, model_tag
+from stilts.store.identity import comparison_keys, model_tag
 from stilts.mixtures import intermediate_preset
 from stilts.model.encoder import load_encoder, load_tokenizer, resolve_pretrained
 from stilts.model.probe import ProbeOutput, leep_mismatch, probe_encoder

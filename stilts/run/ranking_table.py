@@ -12,7 +12,7 @@ from typing import Any
 from tabulate import tabulate
 
 from stilts.eval.transferability import ESTIMATES
-from stilts.files import write_json_atomic, write_text_atomic
+from stilts.store.files import write_json_atomic, write_text_atomic
 
 RANKING_FILE = "ranking.json"  # stilts.report.transfer finds rankings by this name
 RANKING_TABLE = "ranking.csv"

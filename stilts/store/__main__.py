@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from stilts.files import human_bytes, read_json
+from stilts.store.files import human_bytes, read_json
 from stilts.store import cleanup, stages
 from stilts.store.inventory import KINDS, StageEntry, default_runs, scan
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from stilts.files import read_json
+from stilts.store.files import read_json
 from stilts.store import locks, stages
 from stilts.store.inventory import SET_ASIDE_MARK, StageEntry, lock_held, path_bytes, size_problem
 

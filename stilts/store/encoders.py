@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from stilts.files import human_bytes, read_json
+from stilts.store.files import human_bytes, read_json
 from stilts.store import locks, stages
 from stilts.store.stages import Stage
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stilts.files import checksum_record_path, folder_bytes, read_json
+from stilts.store.files import checksum_record_path, folder_bytes, read_json
 from stilts.store.results import RESULTS_FILE, read_results
 from stilts.store.locks import CLAIM_FILE, IN_USE_FILE, LOCK_FILE, OWNER_FILE
 from stilts.store.stages import CHECKPOINTS, DROPPED, ENCODER, RETRAINING_FILE, STAGE_FILE

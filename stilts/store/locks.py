@@ -20,7 +20,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from stilts.errors import StiltsError
-from stilts.files import read_json, umask_mode, write_json_atomic
+from stilts.store.files import read_json, umask_mode, write_json_atomic
 from stilts.store.stages import finished, has_encoder
 
 log = logging.getLogger(__name__)

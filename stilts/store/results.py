@@ -10,7 +10,7 @@ from typing import Any
 
 from tabulate import SEPARATING_LINE, tabulate
 
-from stilts.files import read_json
+from stilts.store.files import read_json
 
 from stilts.store.stages import Stage
 

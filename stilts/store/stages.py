@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stilts.files import folder_bytes, read_json, record_matches, tree_records, write_json_atomic
+from stilts.store.files import folder_bytes, read_json, record_matches, tree_records, write_json_atomic
 from stilts.tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)

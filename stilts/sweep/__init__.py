@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from stilts import jobstate
 from stilts.errors import StiltsError
-from stilts.files import read_json, write_json_atomic
+from stilts.store.files import read_json, write_json_atomic
 
 log = logging.getLogger("stilts")
 FAILED_FILE = "failed.json"

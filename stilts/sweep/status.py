@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stilts.errors import StiltsError
-from stilts.files import human_bytes, read_json
+from stilts.store.files import human_bytes, read_json
 from stilts.jobstate import FINAL_STATES, read_record
 from stilts.sweep import PLAN_FILE, SWEEPS_DIR
 
