@@ -18,6 +18,12 @@ FAULTS = Path(__file__).parent / "faults"  # STILTS_KILL_AT: sitecustomize kills
 TYDIQA_LANGUAGES = ["en", "ar", "bn", "fi", "id", "ko", "ru", "sw", "te"]
 
 
+# Two sweep jobs at a time, one thread each: on 2 cores, twice as fast as one job at a time (tiny models
+# use a second thread poorly).
+PARALLEL_SWEEP = ("hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}
+
+
 def stilts(*args: str, cache: Path, cwd: Path, module: str = "stilts.train", timeout: int = 1800,
            env: dict | None = None) -> subprocess.CompletedProcess:
     """A stilts CLI in a subprocess, as a user runs it; `timeout` only guards against a hang."""

@@ -11,7 +11,7 @@ import pytest
 from stilts.cli.score import main as score_main
 from stilts.tasks import get_task
 from stilts.tasks.common.sources import SAMPLES_ROOT, find_files
-from tests.cli import check_results_schema, run_folder, stilts
+from tests.cli import ONE_THREAD, PARALLEL_SWEEP, check_results_schema, run_folder, stilts
 
 INTERMEDIATE = ("anli_plus", "mnli", "qqp", "squad", "hellaswag", "cosmosqa", "commonsenseqa", "socialiqa", "ccg")
 TARGETS = ("xnli", "pawsx", "udpos", "panx", "xquad", "mlqa", "tydiqa", "xcopa")
@@ -24,10 +24,10 @@ def sweeps(tmp_path_factory, stilts_cache) -> Path:
     workspace = tmp_path_factory.mktemp("all-tasks")
     quick = ("experiment=quickstart", "train.max_epochs=1")
     intermediate = stilts("-m", f"+intermediate={','.join(INTERMEDIATE)}", "target=xnli", "target.languages=[en,de]",
-                          *quick, cache=stilts_cache, cwd=workspace, timeout=1500)
+                          *quick, *PARALLEL_SWEEP, cache=stilts_cache, cwd=workspace, env=ONE_THREAD, timeout=1500)
     assert intermediate.returncode == 0, intermediate.stderr[-4000:]
-    targets = stilts("-m", f"target={','.join(TARGETS + RETRIEVAL)}", *quick, cache=stilts_cache, cwd=workspace,
-                     timeout=1500)
+    targets = stilts("-m", f"target={','.join(TARGETS + RETRIEVAL)}", *quick, *PARALLEL_SWEEP, cache=stilts_cache,
+                     cwd=workspace, env=ONE_THREAD, timeout=1500)
     assert targets.returncode == 0, targets.stderr[-4000:]
     # Retrieval after an intermediate stage: the SQuAD stage of the first sweep is reused, not retrained.
     retrieval = stilts("-m", "+intermediate=squad", f"target={','.join(RETRIEVAL)}", *quick, cache=stilts_cache,

@@ -240,7 +240,7 @@ def test_a_run_writes_lab_readable_files(tmp_path, stilts_cache) -> None:
 
 @pytest.mark.slow
 def test_after_the_quickstart_grids_only_intermediate_stages_keep_encoders(quickstart_sweeps) -> None:
-    """After experiment=paper_grid_quickstart (and the other question sweeps): one encoder per
+    """After the quickstart sweeps (part of the paper grid and the question sweeps): one encoder per
     intermediate stage, none per target stage; du shows it, verify passes, gc has nothing to do."""
     stages_dir = quickstart_sweeps / "stages"
     listed = subprocess.run([sys.executable, "-m", "stilts.store", "ls", str(stages_dir), "--json"],
@@ -253,7 +253,7 @@ def test_after_the_quickstart_grids_only_intermediate_stages_keep_encoders(quick
         assert entry["resume_bytes"] == 0 and entry["leftover_bytes"] == 0
         assert entry["used_by"], entry["name"]  # every stage is some run's
     intermediate = [entry for entry in entries if entry["role"] == "intermediate"]
-    assert len(intermediate) >= 20  # 10 setups x 2 seeds of the paper grid, and the question sweeps'
+    assert len(intermediate) >= 20  # the paper grid's 10 (seed 1), the order sweep's chains and seeds, the others
     encoders = sum(entry["bytes_by_kind"]["encoder"] for entry in entries)
     assert encoders == sum(entry["bytes_by_kind"]["encoder"] for entry in intermediate)
     du = subprocess.run([sys.executable, "-m", "stilts.store", "du", str(stages_dir)], capture_output=True, text=True,
