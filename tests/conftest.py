@@ -15,12 +15,33 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 
 
+# Under pytest-xdist (`-n 2 --dist loadgroup`, as CI runs) the longest groups start first, one per worker:
+# their wall time is mostly waiting (SLURM's time-limit passes, subprocesses), which the other worker fills.
+LONG_GROUPS = ("test_slurm.py", "quickstart_sweeps")
+
+
+def _xdist_group(item: pytest.Item) -> str | None:
+    """The tests that share an expensive fixture run in one worker, which builds it once: the quickstart
+    sweeps (session), a module's trained runs (module scope) and the one SLURM cluster."""
+    if "quickstart_sweeps" in item.fixturenames:
+        return "quickstart_sweeps"
+    definitions = item._fixtureinfo.name2fixturedefs.values()
+    if item.path.name == "test_slurm.py" or any(defs[-1].scope == "module" for defs in definitions):
+        return item.path.name
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A slow test is an end-to-end run through the real CLI, so it is a `cli` test too: the unit
-    tier (`-m "not slow and not cli"`) runs in-process only."""
+    tier (`-m "not slow and not cli"`) runs in-process only. Tests are grouped for pytest-xdist, the
+    long groups first."""
     for item in items:
         if item.get_closest_marker("slow") and not item.get_closest_marker("cli"):
             item.add_marker(pytest.mark.cli)
+        group = _xdist_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: _xdist_group(item) not in LONG_GROUPS)
 
 
 @pytest.fixture(scope="session")
