@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tests.cli import ONE_THREAD, PARALLEL_SWEEP, REPO, stilts
 
@@ -15,33 +16,25 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 
 
-# Under pytest-xdist (`-n 2 --dist loadgroup`, as CI runs) the longest groups start first, one per worker:
-# their wall time is mostly waiting (SLURM's time-limit passes, subprocesses), which the other worker fills.
-LONG_GROUPS = ("test_slurm.py", "quickstart_sweeps")
+# Under pytest-xdist (CI: `-n 2`, each module in one worker, modules in the order set here) the longest
+# modules start first, so that the two workers end together: the quickstart sweeps' builder, SLURM (mostly
+# waiting on the scheduler), the sweeps' and all tasks' end-to-end runs; the sweeps' readers start last.
+FIRST = ("test_docs_commands.py", "test_slurm.py", "test_sweeps.py", "test_all_tasks.py")
+LAST = ("test_report_sweeps.py",)
 
 
-def _xdist_group(item: pytest.Item) -> str | None:
-    """The tests that share an expensive fixture run in one worker, which builds it once: the quickstart
-    sweeps (session), a module's trained runs (module scope) and the one SLURM cluster."""
-    if "quickstart_sweeps" in item.fixturenames:
-        return "quickstart_sweeps"
-    definitions = item._fixtureinfo.name2fixturedefs.values()
-    if item.path.name == "test_slurm.py" or any(defs[-1].scope == "module" for defs in definitions):
-        return item.path.name
-    return None
+def _start_order(item: pytest.Item) -> int:
+    name = item.path.name
+    return FIRST.index(name) if name in FIRST else len(FIRST) + 1 if name in LAST else len(FIRST)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A slow test is an end-to-end run through the real CLI, so it is a `cli` test too: the unit
-    tier (`-m "not slow and not cli"`) runs in-process only. Tests are grouped for pytest-xdist, the
-    long groups first."""
+    tier (`-m "not slow and not cli"`) runs in-process only. The longest modules first (above)."""
     for item in items:
         if item.get_closest_marker("slow") and not item.get_closest_marker("cli"):
             item.add_marker(pytest.mark.cli)
-        group = _xdist_group(item)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=lambda item: _xdist_group(item) not in LONG_GROUPS)
+    items.sort(key=_start_order)
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +73,7 @@ HANG_GUARD_SECONDS = 3 * 3600
 # paper grid's 198 runs: its eleven setups on two targets (every candidate's gain for stilts.rank and the
 # correlation) and three setups on all nine targets (an XTREME score); the question sweeps. One seed
 # (training the intermediate stages is most of the time), but the order question's three (its paired test).
+BUILT = ".built"  # written once every sweep finished
 QUICKSTART_SWEEPS = (
     ("experiment=paper_grid_quickstart", "target=xnli,tydiqa", "seed=1"),
     ("experiment=paper_grid_quickstart", "+intermediate=none,squad,all9", "seed=1"),
@@ -94,10 +88,19 @@ QUICKSTART_SWEEPS = (
 def quickstart_sweeps(tmp_path_factory, stilts_cache) -> Path:
     """One output folder holding the quickstart sweeps above, run once per session through the real CLI
     (their shared runs and stages are reused across sweeps, as in a lab's outputs/), two jobs at a time
-    with the joblib launcher, one thread each (twice as fast as one job at a time on 2 cores)."""
-    output = tmp_path_factory.mktemp("quickstart-sweeps")
-    for sweep in QUICKSTART_SWEEPS:
-        done = stilts("-m", *sweep, f"paths.output_dir={output}", "trainer.enable_progress_bar=false", *PARALLEL_SWEEP,
-                      cache=stilts_cache, cwd=output, env=ONE_THREAD, timeout=HANG_GUARD_SECONDS)
-        assert done.returncode == 0, (sweep, done.stderr[-3000:])
+    with the joblib launcher, one thread each (twice as fast as one job at a time on 2 cores). Under
+    pytest-xdist the first worker that needs them runs them in the session's folder; the others wait."""
+    session = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        session = session.parent  # every worker's basetemp lies in the session's
+    output = session / "quickstart-sweeps"
+    with FileLock(f"{output}.lock"):
+        if not (output / BUILT).exists():
+            output.mkdir(exist_ok=True)
+            for sweep in QUICKSTART_SWEEPS:
+                done = stilts("-m", *sweep, f"paths.output_dir={output}", "trainer.enable_progress_bar=false",
+                              *PARALLEL_SWEEP, cache=stilts_cache, cwd=output, env=ONE_THREAD,
+                              timeout=HANG_GUARD_SECONDS)
+                assert done.returncode == 0, (sweep, done.stderr[-3000:])
+            (output / BUILT).touch()
     return output

@@ -31,10 +31,11 @@ def _run(capsys, *overrides: str, multirun: bool = False, report: Path) -> tuple
 @pytest.mark.slow
 def test_the_quickstart_paper_grid_is_all_there(tmp_path, capsys, stilts_cache, monkeypatch) -> None:
     monkeypatch.setenv("STILTS_CACHE", str(stilts_cache))
-    code, out, err, report = _run(capsys, "experiment=paper_grid_quickstart", multirun=True,
+    # One seed of the grid: the others need the same data (each run is composed, as Hydra's sweeper does).
+    code, out, err, report = _run(capsys, "experiment=paper_grid_quickstart", "seed=1", multirun=True,
                                   report=tmp_path / "prepare.json")
     assert code == 0, err[-2000:]
-    assert report["runs"] == 198 and report["ok"]
+    assert report["runs"] == 66 and report["ok"]
     table = {(row["task"], row["split"]): row for row in report["table"]}
     # every target's evaluation languages, every intermediate task's train and dev, the model
     assert set(table[("xnli", "test")]["languages"].split()) == {"ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru",

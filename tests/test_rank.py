@@ -1,6 +1,7 @@
 """Ranking intermediate tasks before training (`python -m stilts.rank`): the probe rows of each head
 type, the encoder probe against direct computation, the config checks, the CLI on the quickstart
-(with and without trained stages), and the report's check of rankings against real gains."""
+before anything is trained (on trained stages: test_report_sweeps.py), and the report's check of
+rankings against hand-made gains."""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ from stilts.heads import FeaturizeSettings
 from stilts.data.probe import probe_data, sample_examples
 from stilts.errors import StiltsError
 from stilts.settings import RankConfig, explain
-from stilts.eval.transferability import regret_at_k
 from stilts.store.identity import comparison_keys
 from stilts.model.encoder import load_encoder
 from stilts.heads import get_head
@@ -261,47 +261,6 @@ def test_cli_ranks_the_nine_tasks_before_anything_is_trained(tmp_path, stilts_ca
     bad = run_rank("target=tydiqa", "candidates=[squad,nope]", f"paths.output_dir={tmp_path}", cwd=tmp_path,
                    cache=stilts_cache)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: candidates: unknown task")
-
-
-@pytest.mark.slow
-def test_cli_reads_trained_stages_and_the_report_checks_the_ranking(quickstart_sweeps, tmp_path, stilts_cache) -> None:
-    """After the quickstart grid: every candidate's trained stage gives LogME, H-score and TransRate
-    of TyDiQA's rows; CCG's tagging head gives LEEP; the report sets the ranking against the real gains."""
-    rankings = tmp_path / "rankings"
-    done = run_rank("target=tydiqa", "seed=1", "method=logme", f"paths.output_dir={quickstart_sweeps}",
-                    f"hydra.run.dir={rankings}", cwd=tmp_path, cache=stilts_cache)
-    assert done.returncode == 0, done.stderr[-3000:]
-    document = json.loads((rankings / "ranking.json").read_text(encoding="utf-8"))
-    records = {record["candidate"]: record for record in document["candidates"]}
-    assert all(record["stage"] for record in records.values())
-    for record in records.values():
-        assert all(np.isfinite(record["estimates"][name]) for name in ("logme", "h_score", "transrate"))
-        assert record["change"]["logme"] == pytest.approx(record["estimates"]["logme"] - document["pretrained"]["logme"])
-    assert records["ccg"]["estimates"]["leep"] < 0
-    assert records["mnli"]["estimates"]["leep"] is None and "labels sequences" in records["mnli"]["notes"]["leep"]
-    logme_order = [record["estimates"]["logme"] for record in document["candidates"]]
-    assert logme_order == sorted(logme_order, reverse=True)
-
-    runs = report.load_runs(quickstart_sweeps / "runs")
-    check = report.ranking_check(runs, report.load_rankings(rankings)).set_index("estimate")
-    row = check.loc["logme"]
-    assert row["candidates"] == 9 and row["target"] == "tydiqa" and bool(row["orders the ranking"])
-    gains = report.gains(runs)
-    tydiqa = gains[(gains.target == "tydiqa") & gains.setup.isin(NINE) & (gains.setting == document["setting_key"])
-                   & (gains.target_setting == document["target_key"])].set_index("setup")
-    assert sorted(tydiqa.index) == sorted(NINE)
-    estimates = {name: records[name]["estimates"]["logme"] for name in NINE}
-    expected = stats.spearmanr([estimates[name] for name in tydiqa.index], tydiqa.gain)
-    assert row["spearman"] == pytest.approx(expected.statistic, nan_ok=True)
-    assert row["regret@1"] == pytest.approx(regret_at_k(estimates, tydiqa["mean"].to_dict(), 1))
-    built = report.build_report([quickstart_sweeps / "runs", rankings], tmp_path / "report")
-    assert "transfer" in built.tables and (tmp_path / "report" / "transfer.csv").exists()
-
-    no_head = run_rank("target=tydiqa", "seed=1", "method=leep", "candidates=[mnli,all9]",
-                       f"paths.output_dir={quickstart_sweeps}", f"hydra.run.dir={tmp_path / 'leep'}", cwd=tmp_path,
-                       cache=stilts_cache)
-    assert no_head.returncode == 2
-    assert no_head.stderr.strip().splitlines()[-1].startswith("error: method=leep needs a trained stage whose head")
 
 
 # ------------------------------------------------------------------------------ the report's check

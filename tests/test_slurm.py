@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from stilts.store.files import read_json
-from tests.cli import run_folder
+from tests.cli import FAULTS, run_folder
 
 pytestmark = pytest.mark.slow
 
@@ -57,10 +57,12 @@ def _environment(cache: Path) -> dict[str, str]:
                 OMP_NUM_THREADS="1")
 
 
-def _submit(*args: str, cache: Path, cwd: Path) -> subprocess.Popen:
-    """A sweep submitted from this process, as from a login node (it waits for its jobs)."""
+def _submit(*args: str, cache: Path, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A sweep submitted from this process, as from a login node (it waits for its jobs, which inherit
+    its environment)."""
     return subprocess.Popen([sys.executable, "-m", "stilts.train", "-m", *SLURM, *QUICKSTART, *args], cwd=cwd,
-                            env=_environment(cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env={**_environment(cache), **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def _records(runs: Path) -> dict[int, dict]:
@@ -146,8 +148,10 @@ def test_preemption_and_a_time_limit_requeue_the_job_which_ends_with_the_uninter
 
     slurmctld sends the time-limit signal (USR2, 60 s before the limit) on its 30-s time-limit pass,
     so 30 to 60 s into the second attempt: the run trains long enough to still be training then.
-    Once that signal came, the limit is raised so the third attempt finishes without another one."""
-    run = ("+intermediate=none", "target=xnli", "train.max_epochs=1000", "train.checkpoint_every_n_steps=100000")
+    Once that signal came, the limit is raised so the third attempt finishes without another one.
+    The job's 360 optimizer steps each wait 0.5 s first (tests/faults): it trains for 3 minutes
+    whatever the machine's speed, without keeping a core busy; the reference runs them at full speed."""
+    run = ("+intermediate=none", "target=xnli", "train.max_epochs=60", "train.checkpoint_every_n_steps=100000")
     reference = subprocess.Popen([sys.executable, "-m", "stilts.train", *QUICKSTART, *run], cwd=tmp_path,
                                  env=dict(_environment(stilts_cache)), stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
@@ -155,7 +159,8 @@ def test_preemption_and_a_time_limit_requeue_the_job_which_ends_with_the_uninter
     cut.mkdir()
     started = time.monotonic()
     submitted = _submit(*run, "hydra.launcher.timeout_min=2", "hydra.launcher.signal_delay_s=60",
-                        "hydra.launcher.max_num_timeout=5", cache=stilts_cache, cwd=cut)
+                        "hydra.launcher.max_num_timeout=5", cache=stilts_cache, cwd=cut,
+                        env={"PYTHONPATH": str(FAULTS), "STILTS_STEP_SECONDS": "0.25"})  # 2 micro-batches a step
     runs = cut / "outputs" / "runs"
     job = _wait_until(lambda: _records(runs).get(0) if (_records(runs).get(0, {}).get("step") or 0) > 10 else None,
                       "the job to train 10 steps")
