@@ -14,7 +14,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from stilts.errors import StiltsError
 from stilts.eval.transferability import ESTIMATES
-from stilts.settings import RankConfig, StiltsConfig, schema_problems
+from stilts.settings import RankConfig, StiltsConfig, check_peft, schema_problems
 from stilts.mixtures import expand_intermediate, intermediate_preset, is_mixture
 from stilts.store.stages import Stage
 from stilts.tasks import get_task
@@ -69,6 +69,7 @@ def check_stage(key: str, node: Any, trainable: bool = True) -> None:
     lr = node.get("lr")
     if lr is not None and (not _is_number(lr) or lr <= 0):
         raise StiltsError(f"{key}.lr must be a positive number or null, not {lr!r}")
+    check_peft(key, node.get("peft"))
 
 
 def check_config(cfg: DictConfig) -> None:

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from stilts.errors import StiltsError
 from stilts.heads import head_of
+from stilts.settings import check_peft
 from stilts.tasks import get_task, task_names
 from stilts.tasks.common.languages import checked_languages
 from stilts.tasks.spec import DOMAINS
@@ -42,7 +43,7 @@ MIXTURE_DEFAULTS: dict[str, Any] = {
     "selection": None,  # {task: weight} of each task's dev score in model selection; null: equal
     "lr": None,  # one optimizer for the whole stage; null: train.lr
 }
-MIXTURE_KEYS = frozenset({"tasks", "domains", *MIXTURE_DEFAULTS})
+MIXTURE_KEYS = frozenset({"tasks", "domains", "peft", *MIXTURE_DEFAULTS})  # peft: null = train.peft
 TARGET_ONLY = ("name", "languages", "eval_split", "before")  # target settings that are not tunables
 
 
@@ -154,10 +155,12 @@ def expand_mixture(key: str, node: Mapping[str, Any]) -> dict[str, Any]:
     given = node["tasks"] if isinstance(node["tasks"], Mapping) else {}
     expanded = {**MIXTURE_DEFAULTS, **{k: v for k, v in node.items() if k not in ("tasks", "domains")}}
     expanded["tasks"] = {name: expand_task(f"{key}.tasks.{name}", name, given.get(name)) for name in names}
-    with_lr = [name for name, settings in expanded["tasks"].items() if settings.get("lr") is not None]
-    if with_lr:
-        raise StiltsError(f"{key}.tasks.{with_lr[0]}.lr: a mixture trains one optimizer; set {key}.lr instead")
+    for setting, why in (("lr", "trains one optimizer"), ("peft", "trains one encoder")):
+        members = [name for name, settings in expanded["tasks"].items() if settings.get(setting) is not None]
+        if members:
+            raise StiltsError(f"{key}.tasks.{members[0]}.{setting}: a mixture {why}; set {key}.{setting} instead")
     _number(f"{key}.lr", expanded["lr"])
+    check_peft(key, expanded.get("peft"))
     from stilts.data.multitask import SAMPLERS  # torch: only for mixtures
 
     if expanded["sampler"] not in SAMPLERS:

@@ -19,6 +19,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from stilts.errors import StiltsError
+
 SCHEMA_GROUP = "schema"
 
 
@@ -65,6 +67,30 @@ class Dtype(Choice):
     float16 = "float16"
 
 
+class Peft(Choice):
+    """How a stage trains the encoder: all its weights, or a LoRA adapter (peft) on frozen weights."""
+
+    full = "full"
+    lora = "lora"
+
+
+def check_peft(key: str, value: Any) -> None:
+    """A stage's own `peft` setting (a task's or a mixture's; untyped nodes): null means train.peft."""
+    if value is not None and str(value) not in {method.value for method in Peft}:
+        raise StiltsError(f"{key}.peft must be one of {', '.join(method.value for method in Peft)} or null "
+                         f"(train.peft), not {value!r}")
+
+
+@dataclass
+class LoraSettings:
+    """`train.lora.*`: peft's LoraConfig (conf/config.yaml explains each)."""
+
+    r: int = positive_int()
+    alpha: float = positive_number()
+    dropout: float = _setting("a number in [0, 1)", lambda value: 0 <= value < 1)
+    target_modules: Optional[list[str]] = MISSING
+
+
 @dataclass
 class TrainSettings:
     """`train.*` (conf/config.yaml explains each)."""
@@ -81,6 +107,8 @@ class TrainSettings:
     eval_every_steps: Optional[int] = positive_int()
     eval_subset: Optional[int] = positive_int()
     patience: Optional[int] = positive_int()
+    peft: Optional[Peft] = MISSING
+    lora: LoraSettings = field(default_factory=LoraSettings)
 
 
 @dataclass

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from stilts.errors import StiltsError
+from stilts.model.adapters import merge_adapter
 from stilts.model.tiny import TinySettings, build_tiny_xlmr
+from stilts.store.stages import EncoderSource
 
 TINY = "tiny"
 
@@ -38,20 +40,29 @@ def _offline_error(kind: str, name_or_path: str, error: Exception) -> StiltsErro
     )
 
 
-def load_tokenizer(name_or_path: str):
+def load_tokenizer(source: str | EncoderSource):
+    """The tokenizer of an encoder (adapters never change it)."""
     from transformers import AutoTokenizer
 
+    name_or_path = source.base if isinstance(source, EncoderSource) else source
     try:
         return AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
     except (OSError, ValueError) as error:
         raise _offline_error("tokenizer", name_or_path, error) from None
 
 
-def load_encoder(name_or_path: str):
-    """The bare transformer (no task head, no pooler): heads are stilts' own."""
+def load_encoder(source: str | EncoderSource):
+    """The bare transformer (no task head, no pooler): heads are stilts' own. An `EncoderSource`
+    with adapters loads its base, then merges each adapter in order."""
+    if isinstance(source, EncoderSource):
+        encoder = load_encoder(source.base)
+        for adapter in source.adapters:
+            encoder = merge_adapter(encoder, adapter)
+        return encoder
     from transformers import AutoModel
     from transformers.utils import logging as transformers_logging
 
+    name_or_path = source
     _quiet_weight_bars()
     # Hub XLM-R checkpoints (and the tiny model) carry an LM head the bare encoder does not use:
     # the load report listing those keys as unexpected is expected, not a warning.

@@ -20,7 +20,7 @@ from stilts import jobstate
 from stilts.store.files import read_json
 from stilts.run.fit import fit_stage
 from stilts.store import encoders, locks, stages
-from stilts.store.stages import Stage
+from stilts.store.stages import EncoderSource, Stage
 
 log = logging.getLogger(__name__)
 NEEDED_VARIABLE = "STILTS_ENCODERS_NEEDED"
@@ -44,14 +44,14 @@ def _trained_again(stage: Stage, summary: Mapping[str, Any]) -> None:
                     "runs evaluated before used the first weights", stage.name, ", ".join(differ[:3]))
 
 
-def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: str, run_name: str,
+def acquire_stage(cfg: DictConfig, stage: Stage, pretrained: str, run_name: str,
                   need_encoder: bool = True) -> tuple[dict[str, Any], str]:
     """The stage's summary and how it was acquired: "reused" (finished, intact, and still holding
     its encoder when this run needs it), "trained" or "retrained" (its encoder had been dropped)."""
     if rank_zero_only.rank != 0:
         summary = locks.await_rank_zero(stage.directory, stage.name, need_encoder)
         if summary is None:
-            fit_stage(cfg, stage, encoder_source, pretrained, run_name)
+            fit_stage(cfg, stage, pretrained, run_name)
             barrier()
             return read_json(stage.directory / stages.STAGE_FILE), "trained"
         return summary, "reused"
@@ -68,7 +68,7 @@ def acquire_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained
             if summary is None:
                 locks.claim(stage.directory)
                 try:
-                    fit_stage(cfg, stage, encoder_source, pretrained, run_name)
+                    fit_stage(cfg, stage, pretrained, run_name)
                 finally:
                     locks.unclaim(stage.directory)
                 barrier()
@@ -103,14 +103,11 @@ def reading(planned: Sequence[Stage]) -> contextlib.ExitStack:
 
 
 def acquire_stages(cfg: DictConfig, planned: Sequence[Stage], pretrained: str, key: str, run_name: str
-                   ) -> tuple[dict[str, Any], dict[str, str], str]:
+                   ) -> tuple[dict[str, Any], dict[str, str], EncoderSource]:
     """Every stage of the plan in order, each starting from the last one's encoder: (summaries and
     how each was acquired, by stage name; the encoder the target is evaluated or embedded with).
     The caller holds them `reading`."""
     summaries, how = {}, {}
-    encoder_source = pretrained
     for stage, need_encoder in zip(planned, encoders_needed_by_job(planned, key)):
-        summaries[stage.name], how[stage.name] = acquire_stage(cfg, stage, encoder_source, pretrained, run_name,
-                                                               need_encoder)
-        encoder_source = str(stage.encoder_dir)
-    return summaries, how, encoder_source
+        summaries[stage.name], how[stage.name] = acquire_stage(cfg, stage, pretrained, run_name, need_encoder)
+    return summaries, how, planned[-1].trained_encoder if planned else EncoderSource(pretrained)

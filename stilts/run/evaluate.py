@@ -23,7 +23,7 @@ from stilts.run.data import make_datamodule
 from stilts.run.export import write_predictions
 from stilts.run.loggers import finish_loggers, make_loggers
 from stilts.run.trainer import make_trainer
-from stilts.store.stages import Stage
+from stilts.store.stages import EncoderSource, Stage
 from stilts.tasks.spec import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def evaluate_target(cfg: DictConfig, stage: Stage, summary: Mapping[str, Any], l
     (metrics per language, task score per language, the languages predicted but not scored because
     their files carry no gold, and why); predictions go to predictions_dir."""
     labels = summary["tasks"][stage.label]["labels"]
-    tokenizer, encoder = load_tokenizer(str(stage.encoder_dir)), load_encoder(str(stage.encoder_dir))
+    tokenizer, encoder = load_tokenizer(stage.trained_encoder), load_encoder(stage.trained_encoder)
     head = head_of(stage.spec).module(encoder.config.hidden_size, len(labels))
     head.load_state_dict(load_file(str(stage.head_file(stage.label))))
     module = StiltsModule(encoder, {stage.label: head})
@@ -95,7 +95,7 @@ def _retrieval_embedding(cfg: DictConfig, planned: Sequence[Stage], encoder) -> 
     return EmbeddingSettings(layer=layers if layer is None else layer, pooling=cfg.target.pooling, **common), None, embedder
 
 
-def evaluate_retrieval(cfg: DictConfig, spec: TaskSpec, planned: Sequence[Stage], encoder_source: str,
+def evaluate_retrieval(cfg: DictConfig, spec: TaskSpec, planned: Sequence[Stage], encoder_source: EncoderSource,
                        languages: Sequence[str], predictions_dir: Path
                        ) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, str], dict[str, Any]]:
     """Score a retrieval target on sentence embeddings of the last encoder (pretrained, or from the
@@ -124,7 +124,7 @@ def evaluate_retrieval(cfg: DictConfig, spec: TaskSpec, planned: Sequence[Stage]
 
 
 def evaluate(cfg: DictConfig, target: TaskSpec, planned: Sequence[Stage], summaries: Mapping[str, Any],
-              encoder_source: str, languages: Sequence[str], run_name: str, staging: Path
+              encoder_source: EncoderSource, languages: Sequence[str], run_name: str, staging: Path
               ) -> tuple[dict, dict, dict, dict[str, Any] | None] | None:
     """(metrics, scores, languages without gold, how retrieval embedded) of the run's target; None
     on DDP ranks other than 0 (they only help evaluate)."""

@@ -36,7 +36,7 @@ def write_predictions(spec: TaskSpec, datamodule: TaskDataModule, stage: str, fo
 
 def export_stage(stage: Stage, module: StiltsModule, tokenizer, members: Mapping[str, TaskDataModule],
             summary: Mapping[str, Any], keep_checkpoints: bool) -> None:
-    """Encoder as safetensors (loadable with from_pretrained), one head per task apart, dev
+    """Encoder (or a peft stage's adapter) as safetensors (loadable with from_pretrained), one head per task apart, dev
     predictions, each written under a temporary name first; then stage.json with every file's
     checksum; then the Lightning checkpoints go (unless kept)."""
     for name, member in members.items():
@@ -44,12 +44,13 @@ def export_stage(stage: Stage, module: StiltsModule, tokenizer, members: Mapping
         write_predictions(member.spec, member, "val", folder)
     staging = stage.directory / f".encoder-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    module.encoder.save_pretrained(staging, safe_serialization=True)
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:  # featurizing left truncation and padding set: the saved file must not depend on it
-        backend.no_truncation()
-        backend.no_padding()
-    tokenizer.save_pretrained(staging)
+    module.encoder.save_pretrained(staging, safe_serialization=True)  # a peft stage: its adapter alone
+    if stage.peft is None:  # an adapter's stage loads the tokenizer of the encoder it was trained on
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is not None:  # featurizing left truncation and padding set: the saved file must not depend on it
+            backend.no_truncation()
+            backend.no_padding()
+        tokenizer.save_pretrained(staging)
     apply_umask_modes(staging)  # safetensors writes 0600: the lab must read a shared store
     replace_folder(staging, stage.encoder_dir)
     for name, head in module.heads.items():

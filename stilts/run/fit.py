@@ -24,6 +24,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from stilts.data.datamodule import TaskDataModule
 from stilts.errors import DivergedError
 from stilts.store.files import read_json, write_json_atomic
+from stilts.model.adapters import add_adapter, trainable_parameters
 from stilts.model.encoder import load_encoder, load_mlm_head, load_tokenizer
 from stilts.heads import head_of
 from stilts.model.module import OptimSettings, StiltsModule
@@ -34,7 +35,7 @@ from stilts.run.export import export_stage
 from stilts.run.loggers import finish_loggers, make_loggers
 from stilts.run.trainer import make_trainer
 from stilts.store import stages
-from stilts.store.stages import Stage
+from stilts.store.stages import EncoderSource, Stage
 
 log = logging.getLogger(__name__)
 LAYOUT_FILE = "layout.json"  # the batch layout a resume checkpoint was made with
@@ -80,14 +81,21 @@ def _task_facts(stage: Stage, module: StiltsModule, members: Mapping[str, TaskDa
     return facts
 
 
-def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: str, run_name: str) -> None:
-    """Train one stage (resuming when a checkpoint exists) and export it (rank 0)."""
-    log.info("Stage %s (%s): training %s from %s into %s", stage.name, stage.role, " + ".join(stage.tasks),
-             encoder_source, stage.directory)
+def fit_stage(cfg: DictConfig, stage: Stage, pretrained: str, run_name: str) -> None:
+    """Train one stage from the encoder it starts from (resuming when a checkpoint exists) and export
+    it (rank 0): every weight, or a LoRA adapter on the frozen encoder (`stage.peft`)."""
+    source = stage.starts_from or EncoderSource(pretrained)
+    log.info("Stage %s (%s): training %s%s from %s into %s", stage.name, stage.role, " + ".join(stage.tasks),
+             f" with a {stage.peft['method']} adapter" if stage.peft else "", source, stage.directory)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    tokenizer, encoder = load_tokenizer(encoder_source), load_encoder(encoder_source)
+    tokenizer, encoder = load_tokenizer(source), load_encoder(source)
     if cfg.model.get("gradient_checkpointing"):  # non-reentrant: dropout masks are replayed, numbers unchanged
         encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if stage.peft is not None:
+        encoder = add_adapter(encoder, stage.peft)
+        trainable, total = trainable_parameters(encoder)
+        log.info("Stage %s: the adapter trains %s of the encoder's %s parameters (%.2f%%)", stage.name,
+                 f"{trainable:,}", f"{total:,}", 100 * trainable / total)
     # The world size is known once a trainer has resolved its devices ("auto", multi-node).
     world_size = make_trainer(cfg, stage, [], []).world_size
     datamodule, members, layout, epochs = stage_data(cfg, stage, tokenizer, world_size)
@@ -149,7 +157,8 @@ def fit_stage(cfg: DictConfig, stage: Stage, encoder_source: str, pretrained: st
         return
     real, total = module.token_counts.tolist()
     summary = {
-        "task": stage.label, "role": stage.role, "key": stage.key, "encoder_source": encoder_source,
+        "task": stage.label, "role": stage.role, "key": stage.key, "encoder_source": str(source),
+        "peft": dict(stage.peft) if stage.peft else None,
         "tasks": _task_facts(stage, module, members),
         "dev_score": datamodule.selection_score(dict(module.scores["val"])),
         "mixture": dict(stage.mixture, **datamodule.plan) if stage.mixture is not None else None,

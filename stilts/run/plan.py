@@ -18,12 +18,15 @@ from stilts.data.datamodule import FEATURES_VERSION
 from stilts.store.files import file_record, tree_records
 from stilts.store.identity import STAGE_FORMAT, config_identity, digest, trainer_identity
 from stilts.mixtures import expand_intermediate, is_mixture
-from stilts.store.stages import Stage, StageTask
+from stilts.store.stages import EncoderSource, Stage, StageTask
 from stilts.tasks import get_task
 from stilts.tasks.common.sources import find_files, hub_parts, uses_hub
 from stilts.tasks.spec import TaskSpec
 
 EVALUATION_ONLY = ("languages", "eval_split", "before")  # a target's settings that never change weights
+# How a stage trains (train.peft and train.lora, a stage's own `peft`) enters its key as its resolved
+# `Stage.peft` alone, and only when it trains an adapter: full stages keep the keys they always had.
+PEFT_KEYS = ("peft", "lora")
 
 
 def pretrained_identity(source: str) -> dict[str, Any]:
@@ -60,7 +63,7 @@ def _tunables(task: StageTask, role: str) -> dict[str, Any]:
     """Settings that change weights: a target's languages are evaluation languages, an
     intermediate task's are training languages."""
     skip = EVALUATION_ONLY if role != "intermediate" else tuple(k for k in EVALUATION_ONLY if k != "languages")
-    return {k: v for k, v in task.settings.items() if k not in skip}
+    return {k: v for k, v in task.settings.items() if k not in (*skip, "peft")}
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class PlannedStage:
     role: str
     tasks: dict[str, StageTask]
     mixture: dict[str, Any] | None
+    peft: str | None = None  # the stage's own `peft` setting (null: train.peft)
 
 
 def stage_tasks(cfg: DictConfig, intermediate_only: bool = False) -> list[PlannedStage]:
@@ -90,10 +94,21 @@ def stage_tasks(cfg: DictConfig, intermediate_only: bool = False) -> list[Planne
         resolved = OmegaConf.to_container(settings, resolve=True) if OmegaConf.is_config(settings) else dict(settings)
         if is_mixture(resolved):
             tasks = {name: _stage_task(name, member, role) for name, member in resolved["tasks"].items()}
-            planned.append(PlannedStage(label, role, tasks, {k: v for k, v in resolved.items() if k != "tasks"}))
+            mixture = {k: v for k, v in resolved.items() if k not in ("tasks", "peft")}
+            planned.append(PlannedStage(label, role, tasks, mixture, resolved.get("peft")))
         else:
-            planned.append(PlannedStage(label, role, {label: _stage_task(label, resolved, role)}, None))
+            planned.append(PlannedStage(label, role, {label: _stage_task(label, resolved, role)}, None,
+                                        resolved.get("peft")))
     return planned
+
+
+def stage_peft(cfg: DictConfig, setting: str | None) -> dict[str, Any] | None:
+    """The adapter a stage trains ({"method": "lora", "r": ..., ...}) from its own `peft` setting, else
+    train.peft; None: it fine-tunes every weight."""
+    method = setting or cfg.train.get("peft")
+    if method is None or str(method) == "full":
+        return None
+    return {"method": str(method), **OmegaConf.to_container(cfg.train.lora, resolve=True)}
 
 
 def plan_stages(cfg: DictConfig, pretrained: str | None = None, intermediate_only: bool = False) -> list[Stage]:
@@ -101,16 +116,22 @@ def plan_stages(cfg: DictConfig, pretrained: str | None = None, intermediate_onl
     what the first stage loads (the resolved model source); intermediate stages' keys never depend
     on the target."""
     identity = config_identity(cfg)
-    shared = {"format": STAGE_FORMAT, "features": FEATURES_VERSION, "train": identity["train"],
+    train = {k: v for k, v in identity["train"].items() if k not in PEFT_KEYS}
+    shared = {"format": STAGE_FORMAT, "features": FEATURES_VERSION, "train": train,
               "trainer": trainer_identity(identity["trainer"]), "seed": cfg.seed, "source": cfg.data.source}
-    parent: dict[str, Any] = {"pretrained": pretrained_identity(pretrained or cfg.model.name_or_path)}
+    source = pretrained or cfg.model.name_or_path
+    parent: dict[str, Any] = {"pretrained": pretrained_identity(source)}
+    starts_from = EncoderSource(source)
     planned = []
     for index, stage in enumerate(stage_tasks(cfg, intermediate_only), start=1):
         described = {name: {"settings": _tunables(task, stage.role),
                             "data": data_identity(cfg, task.spec, task.languages)}
                      for name, task in stage.tasks.items()}
-        key = digest({**shared, "parent": parent, "stage": stage.label, "mixture": stage.mixture, "tasks": described})
+        peft = stage_peft(cfg, stage.peft)
+        adapter = {"peft": peft} if peft is not None else {}
+        key = digest({**shared, "parent": parent, "stage": stage.label, "mixture": stage.mixture, "tasks": described,
+                      **adapter})
         planned.append(Stage(index, stage.role, stage.label, stage.tasks, key,
-                             Path(cfg.paths.stages_dir) / f"{stage.label}-{key}", stage.mixture))
-        parent = {"stage": key}
+                             Path(cfg.paths.stages_dir) / f"{stage.label}-{key}", stage.mixture, peft, starts_from))
+        parent, starts_from = {"stage": key}, planned[-1].trained_encoder
     return planned

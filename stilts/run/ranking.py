@@ -144,7 +144,7 @@ def _stage_head(candidate: Candidate, hidden_size: int) -> tuple[torch.nn.Module
 def _stage_estimates(probe: Probe, candidate: Candidate, target: ProbeData) -> None:
     """LogME, H-score, TransRate and LEEP of the target's rows under the candidate's trained stage."""
     with locks.in_use(candidate.stage.directory):  # not removed (stilts.store gc) while it loads
-        encoder = load_encoder(str(candidate.stage.encoder_dir))
+        encoder = load_encoder(candidate.stage.trained_encoder)
         blocker = _leep_blocker(candidate, target.rows)
         head, kind = (None, None) if blocker else _stage_head(candidate, encoder.config.hidden_size)
     output = probe.run(encoder, target, head, kind)

@@ -15,9 +15,10 @@ log = logging.getLogger(__name__)
 
 
 def needed(planned: Sequence[Stage]) -> list[bool]:
-    """Which stages' encoders this run reads: the last stage's (evaluated or embedding) and the
-    parent of every stage it will train. Only target stages (and their recipes) drop encoders, so
-    the walk back ends at the first intermediate stage, which keeps its encoder."""
+    """Which stages' encoders this run reads: the last stage's (evaluated or embedding), the parent
+    of every stage it will train, and the parent of every adapter stage whose encoder it reads (an
+    adapter loads on the encoder it was trained on). Only target stages (and their recipes) drop
+    encoders, so the walk back ends at the first intermediate stage, which keeps its encoder."""
     reads = [stage.role == "intermediate" for stage in planned]
     if planned:
         reads[-1] = True
@@ -25,7 +26,8 @@ def needed(planned: Sequence[Stage]) -> list[bool]:
         if planned[index - 1].role == "intermediate":
             break
         summary = stages.finished(planned[index].directory, set_aside_damaged=False)
-        reads[index - 1] = summary is None or (reads[index] and not stages.has_encoder(summary))
+        reads[index - 1] = summary is None or (reads[index] and (planned[index].peft is not None
+                                                                 or not stages.has_encoder(summary)))
     return reads
 
 

@@ -48,10 +48,26 @@ def _resolved(node: Any, skip: frozenset[str]) -> Any:
             for key in node if key not in skip}
 
 
+def _trains_lora(node: Any) -> bool:
+    """Whether some stage of these (resolved) settings trains a LoRA adapter (`peft: lora`)."""
+    if isinstance(node, Mapping):
+        return node.get("peft") == "lora" or any(_trains_lora(value) for value in node.values())
+    return isinstance(node, list) and any(_trains_lora(value) for value in node)
+
+
 def config_identity(cfg: DictConfig) -> dict[str, Any]:
-    """The settings that determine a run's numbers (see the module docstring)."""
-    return {key: _resolved(cfg[key], INFRASTRUCTURE.get(key, frozenset()))
-            for key in cfg if key not in INFRASTRUCTURE_TOP}
+    """The settings that determine a run's numbers (see the module docstring). Fine-tuning every
+    weight (train.peft null or full) ignores the adapter's settings: they count only when a stage
+    trains an adapter, so runs without one keep the keys they had before adapters existed."""
+    identity = {key: _resolved(cfg[key], INFRASTRUCTURE.get(key, frozenset()))
+                for key in cfg if key not in INFRASTRUCTURE_TOP}
+    train = identity.get("train")
+    if isinstance(train, dict):
+        if train.get("peft") in (None, "full"):
+            train.pop("peft", None)
+        if not _trains_lora({key: identity.get(key) for key in ("train", "intermediate", "target")}):
+            train.pop("lora", None)
+    return identity
 
 
 def run_key(cfg: DictConfig) -> str:

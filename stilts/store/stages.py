@@ -44,6 +44,22 @@ class StageTask:
 
 
 @dataclass(frozen=True)
+class EncoderSource:
+    """What loads an encoder: a full one (a pretrained model, or the export of a stage that trained
+    every weight) and the adapters of the parameter-efficient stages trained on it since, each merged
+    into the weights in order."""
+
+    base: str
+    adapters: tuple[str, ...] = ()
+
+    def then(self, adapter: Path | str) -> EncoderSource:
+        return EncoderSource(self.base, (*self.adapters, str(adapter)))
+
+    def __str__(self) -> str:
+        return " + ".join((self.base, *self.adapters))
+
+
+@dataclass(frozen=True)
 class Stage:
     """A planned or finished training stage: one task, or a mixture of tasks on one encoder."""
 
@@ -54,6 +70,8 @@ class Stage:
     key: str
     directory: Path
     mixture: Mapping[str, Any] | None = None  # a mixture's sampler, budget and selection settings
+    peft: Mapping[str, Any] | None = None  # the adapter it trains ({"method": "lora", "r": ...}); None: every weight
+    starts_from: EncoderSource | None = None  # the encoder it trains from (the previous stage's)
 
     @property
     def name(self) -> str:
@@ -72,7 +90,16 @@ class Stage:
 
     @property
     def encoder_dir(self) -> Path:
+        """The exported encoder, or the exported adapter of a parameter-efficient stage."""
         return self.directory / ENCODER
+
+    @property
+    def trained_encoder(self) -> EncoderSource:
+        """What loads the encoder this stage trained: its export, or the encoder it started from plus its adapter."""
+        if self.peft is None:
+            return EncoderSource(str(self.encoder_dir))
+        assert self.starts_from is not None, f"planned stage {self.name} trains an adapter on an unknown encoder"
+        return self.starts_from.then(self.encoder_dir)
 
     def head_file(self, task: str) -> Path:
         return self.directory / "heads" / f"{task}.safetensors"
