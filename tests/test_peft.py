@@ -159,3 +159,25 @@ def test_rank_reads_lora_candidates(full_and_lora, stilts_cache) -> None:
     [ranking] = (full_and_lora / "outputs").rglob("ranking.json")
     [candidate] = json.loads(ranking.read_text())["candidates"]
     assert candidate["stage"] and str(_squad_stages(full_and_lora)["lora"].name) in candidate["stage"]
+
+
+@pytest.mark.slow
+def test_a_lora_mixture_under_ddp_then_a_full_target(tmp_path, stilts_cache) -> None:
+    """One adapter for the mixture's encoder (a member cannot choose its own), trained on two DDP
+    processes; the target then fine-tunes every weight of the merged encoder."""
+    run = stilts("+intermediate=mix", "intermediate.mix.tasks=[mnli,hellaswag]", "+intermediate.mix.peft=lora",
+                 "target=xnli", "trainer=ddp_cpu", "experiment=quickstart", "target.languages=[en]",
+                 "train.max_epochs=1", cache=stilts_cache, cwd=tmp_path, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    [mix] = (tmp_path / "outputs" / "stages").glob("mix-*")
+    [xnli] = (tmp_path / "outputs" / "stages").glob("xnli-*")
+    mixture, target = (json.loads((folder / "stage.json").read_text()) for folder in (mix, xnli))
+    assert mixture["peft"]["method"] == "lora" and mixture["world_size"] == 2
+    assert set(mixture["tasks"]) == {"mnli", "hellaswag"} and (mix / "encoder" / "adapter_model.safetensors").exists()
+    assert target["peft"] is None and target["encoder_source"].endswith(f"{mix.name}/encoder")
+    assert (xnli / "encoder" / "model.safetensors").exists() or "encoder_dropped" in target
+    member = stilts("+intermediate=mix", "intermediate.mix.tasks={mnli:{peft:lora},hellaswag:{}}", "target=xnli",
+                    "experiment=quickstart", cache=stilts_cache, cwd=tmp_path)
+    assert member.returncode == 2
+    assert member.stderr.strip().splitlines()[-1] == (
+        "error: intermediate.mix.tasks.mnli.peft: a mixture trains one encoder; set intermediate.mix.peft instead")
