@@ -1,9 +1,10 @@
-"""The GPU throughput benchmark runs on a GPU machine by hand; CI checks that it starts and compares
-both trainers, run small on CPU with bf16 autocast and gradient checkpointing."""
+"""Benchmarks are run by hand (the GPU throughput one on a GPU machine); CI checks that each starts and
+reports its comparison, run small on CPU (the GPU one with bf16 autocast and gradient checkpointing)."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,17 @@ def test_store_bytes_benchmark_runs_on_a_small_grid(stilts_cache) -> None:
     assert "stages: 30 intermediate, 231 target" in done.stdout  # the paper grid's plan at XLM-R large
     [ratio] = [line for line in done.stdout.splitlines() if line.startswith("after / intermediate encoders")]
     assert float(ratio.split("before / after = ")[1].rstrip("x")) > 1  # dropping target encoders saves bytes
+
+
+@pytest.mark.slow
+def test_peft_benchmark_compares_full_and_lora_stages(stilts_cache) -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "peft_stage.py"), "--shape", "tiny", "--repeats", "1", "--steps", "2",
+         "--batch-size", "4", "--length", "32"],
+        env=dict(os.environ, STILTS_CACHE=str(stilts_cache)), capture_output=True, text=True, timeout=900, cwd=REPO)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    trainable = {match[1]: int(match[2].replace(",", "")) for match in re.finditer(r"^(full|lora)\s+([\d,]+)\s",
+                                                                                    done.stdout, re.M)}
+    assert set(trainable) == {"full", "lora"} and trainable["lora"] < trainable["full"] / 10
+    [ratios] = [line for line in done.stdout.splitlines() if line.startswith("lora / full:")]
+    assert float(ratios.rsplit("stage bytes ", 1)[1].rstrip("%")) < 10
