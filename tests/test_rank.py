@@ -178,7 +178,7 @@ def test_rank_config_shares_the_training_identity() -> None:
     (["candidates=[squad,squad]"], "lists squad twice"),
     (["candidates=[]"], "non-empty list"),
     (["candidates=[none]"], "no-intermediate baseline"),
-    (["method=best"], "method must be one of text_similarity"),
+    (["method=best"], "method must be one of data_size, text_similarity"),
     (["rank.max_examples=1"], "rank.max_examples must be a whole number of at least 2"),
     (["+rank.samples=3"], "unknown setting rank.'samples'"),
     (["+intermediate=squad"], "drop +intermediate"),
@@ -247,6 +247,9 @@ def test_cli_ranks_the_nine_tasks_before_anything_is_trained(tmp_path, stilts_ca
     assert similarities == sorted(similarities, reverse=True) and all(-1 <= s <= 1 for s in similarities)
     assert all(record["stage"] is None and record["estimates"]["logme"] is None for record in records)
     assert "no trained stage" in records[0]["notes"]["logme"]
+    # The DataSize baseline: each candidate's training examples (here the shipped samples').
+    assert {record["candidate"]: record["estimates"]["data_size"] for record in records} == {
+        name: len(load_examples(get_task(name), "train", "en", "files", SAMPLES_ROOT)) for name in NINE}
     assert document["target_rows"]["rows"] > 0 and document["seconds"]["total"] > 0
     with open(folder / "ranking.csv", encoding="utf-8") as handle:
         table = list(csv.DictReader(handle))
@@ -274,6 +277,22 @@ def write_ranking(folder: Path, estimates: dict[str, float | None], *, method: s
     (folder / "ranking.json").write_text(json.dumps({
         "target": target, "model_label": "m", "seed": 1, "method": method, "setting_key": setting,
         "target_key": f"{target}-t", "candidates": records}), encoding="utf-8")
+
+
+def test_the_check_gives_its_spread_over_the_sweeps_seeds(tmp_path) -> None:
+    """Seed 1's gains follow LogME's order, seed 2's reverse it: rho 1 then -1; the mean gains are equal."""
+    runs_dir = tmp_path / "runs"
+    for seed, gains in ((1, {"squad": 3.0, "mnli": 2.0, "qqp": 1.0}), (2, {"squad": 1.0, "mnli": 2.0, "qqp": 3.0})):
+        write_run(runs_dir, "xnli", [], seed, 70.0)
+        for name, gain in gains.items():
+            write_run(runs_dir, "xnli", [stage(name)], seed, 70.0 + gain)
+    write_ranking(tmp_path / "rankings", {"squad": 0.9, "mnli": 0.5, "qqp": 0.1})
+    check = report.ranking_check(report.load_runs(runs_dir), report.load_rankings(tmp_path / "rankings"))
+    logme = check.set_index("estimate").loc["logme"]
+    assert logme["seeds"] == 2 and logme["spearman sd"] == pytest.approx(np.std([1.0, -1.0], ddof=1))
+    # Regret@1: seed 1 trains its best (0); seed 2 trains squad (71) instead of qqp (73).
+    assert logme["regret@1 sd"] == pytest.approx(np.std([0.0, (73 - 71) / 73 * 100], ddof=1))
+    assert np.isnan(logme["spearman"])  # on the mean over seeds every gain is 2: no order to correlate with
 
 
 def test_report_checks_a_ranking_against_hand_made_gains(tmp_path) -> None:

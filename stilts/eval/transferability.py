@@ -175,10 +175,13 @@ def embedding_similarity(source_embeddings: np.ndarray, target_embeddings: np.nd
 
 # The estimates `python -m stilts.rank` computes, in its table's order (its `method=` orders the rows
 # by one of them): those on encoder features of the target's rows, those that need the candidate's
-# trained stage, and all of them. The only list of estimator names.
+# trained stage, and all of them, after the static baseline (DataSize, Vu et al. 2020: the candidate's
+# training examples, which later work finds hard to beat) and the text similarity. The only list of
+# estimator names.
 FEATURE_ESTIMATORS = {"logme": logme, "h_score": h_score, "transrate": transrate}
 STAGE_ESTIMATES = (*FEATURE_ESTIMATORS, "leep")
-ESTIMATES = ("text_similarity", *STAGE_ESTIMATES)
+DATA_SIZE = "data_size"
+ESTIMATES = (DATA_SIZE, "text_similarity", *STAGE_ESTIMATES)
 
 
 def regret_at_k(estimates: Mapping[str, float], results: Mapping[str, float], k: int) -> float:

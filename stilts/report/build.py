@@ -39,7 +39,9 @@ SECTIONS = {
                  "the folders and each estimate in it: Spearman's rho of the estimate with the real gain of the "
                  "candidates the sweep trained (matched settings, mean over seeds), its p-value, and Regret@k "
                  "(Poth et al. 2021): how much of the best real score is lost by training the best of the top k "
-                 "ranked candidates instead, in percent.",
+                 "ranked candidates instead, in percent. `data_size` (Vu et al. 2020's DataSize: the candidate's "
+                 "training examples) is the static baseline every estimate should beat; `seeds` and the `sd` "
+                 "columns: the same check on each seed's own gains, their standard deviation over the sweep's seeds.",
                  "no ranking.json under the folders (python -m stilts.rank target=NAME writes them under "
                  "outputs/rankings), or none ranks setups this sweep trained"),
 }

@@ -19,11 +19,12 @@ from scipy import stats
 from stilts.errors import StiltsError
 from stilts.eval.transferability import ESTIMATES, regret_at_k
 from stilts.store.files import read_json
-from stilts.report.tables import gains
+from stilts.report.tables import gains, seed_gains
 
 log = logging.getLogger(__name__)
 RANKING_FILE = "ranking.json"
 REGRET_AT = (1, 3)  # Poth et al. 2021 report Regret@1 and Regret@3
+SPREAD = ("spearman", *(f"regret@{k}" for k in REGRET_AT))  # also computed seed by seed
 MIN_POINTS = 3  # a rank correlation of fewer candidates says nothing
 REQUIRED = ("target", "model_label", "seed", "method", "setting_key", "target_key", "candidates")
 
@@ -95,15 +96,39 @@ def _check_row(document: Mapping[str, Any], method: str, points: pd.DataFrame) -
     return row
 
 
+def _seed_spread(document: Mapping[str, Any], method: str, per_seed: pd.DataFrame) -> dict[str, Any]:
+    """The same check on each seed's own gains (each run minus its baseline run of that seed): the
+    standard deviation of Spearman's rho and of Regret@k over the sweep's seeds (missing under two)."""
+    values: dict[str, list[float]] = {column: [] for column in SPREAD}
+    seeds = sorted(per_seed.seed.unique())
+    for seed in seeds:
+        results = per_seed[per_seed.seed == seed].set_index("setup")[["score", "gain"]].rename(columns={"score": "mean"})
+        row = _check_row(document, method, _estimate_points(document, method, results))
+        for column in SPREAD:
+            if math.isfinite(row[column]):
+                values[column].append(row[column])
+    spread: dict[str, Any] = {"seeds": len(seeds)}
+    spread.update({f"{column} sd": pd.Series(found, dtype=float).std() for column, found in values.items()})
+    return spread
+
+
+def _matching(table: pd.DataFrame, document: Mapping[str, Any]) -> pd.DataFrame:
+    """The rows of the ranking's target and settings that rank setups: single tasks and mixtures."""
+    return table[(table.target == document["target"]) & (table.setting == document["setting_key"])
+                 & (table.target_setting == document["target_key"]) & table.kind.isin(["task", "mixture"])]
+
+
 def ranking_check(runs: pd.DataFrame, rankings: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per (ranking file, estimate): how well the estimate ordered the candidates that the
-    sweep trained (single tasks and mixtures with a matched baseline)."""
-    cells = gains(runs)
+    sweep trained (single tasks and mixtures with a matched baseline), on the mean over seeds, and
+    how much that varies from seed to seed."""
+    cells, per_seed = gains(runs), seed_gains(runs)
     rows = []
     for document in rankings:
-        matched = cells[(cells.target == document["target"]) & (cells.setting == document["setting_key"])
-                        & (cells.target_setting == document["target_key"]) & cells.kind.isin(["task", "mixture"])]
-        results = matched.set_index("setup")[["mean", "gain"]]
-        rows += [_check_row(document, method, _estimate_points(document, method, results)) for method in ESTIMATES
+        results = _matching(cells, document).set_index("setup")[["mean", "gain"]]
+        seeds = _matching(per_seed, document)
+        rows += [{**_check_row(document, method, _estimate_points(document, method, results)),
+                  **_seed_spread(document, method, seeds)}
+                 for method in ESTIMATES
                  if any(record["estimates"].get(method) is not None for record in document["candidates"])]
     return pd.DataFrame(rows)

@@ -35,7 +35,8 @@ from stilts.checks import training_config
 from stilts.data.probe import ProbeData, probe_data, sample_examples
 from stilts.errors import StiltsError
 from stilts.heads import FeaturizeSettings, HeadType, head_of
-from stilts.eval.transferability import ESTIMATES, FEATURE_ESTIMATORS, STAGE_ESTIMATES, embedding_similarity, leep
+from stilts.eval.transferability import (DATA_SIZE, ESTIMATES, FEATURE_ESTIMATORS, STAGE_ESTIMATES,
+                                         embedding_similarity, leep)
 from stilts.store.identity import comparison_keys, model_tag
 from stilts.mixtures import intermediate_preset
 from stilts.model.encoder import load_encoder, load_tokenizer, resolve_pretrained
@@ -81,12 +82,16 @@ class Probe:
                              batch_size=settings.batch_size, pooling=settings.pooling, dtype=settings.dtype,
                              device=self.device, head=head, head_type=head_type)
 
+    def training_examples(self, task: StageTask) -> dict[str, list[dict[str, Any]]]:
+        """The task's training examples in every language it trains on."""
+        return {language: load_examples(task.spec, "train", language, self.cfg.data.source, self.cfg.data.root)
+                for language in task.languages}
+
     def examples(self, task: StageTask, count: int) -> list[dict[str, Any]]:
         """`count` examples drawn from the task's training data in every language it trains on."""
         per_language = max(1, count // len(task.languages))
-        return [example for language in task.languages for example in sample_examples(
-            load_examples(task.spec, "train", language, self.cfg.data.source, self.cfg.data.root),
-            per_language, self.cfg.seed)]
+        return [example for examples in self.training_examples(task).values()
+                for example in sample_examples(examples, per_language, self.cfg.seed)]
 
 
 def _check_device(cfg: DictConfig) -> None:
@@ -208,6 +213,8 @@ def rank(cfg: DictConfig) -> dict[str, Any]:
              ", ".join(f"{name} {value:.4g}" for name, value in baseline.items()), shared)
     for number, candidate in enumerate(candidates, start=1):
         begun = time.perf_counter()
+        candidate.estimates[DATA_SIZE] = float(sum(len(examples) for task in candidate.tasks
+                                                   for examples in probe.training_examples(task).values()))
         candidate.estimates["text_similarity"] = _text_similarity(probe, encoder, candidate, target_text)
         if candidate.summary is not None:
             _stage_estimates(probe, candidate, rows)

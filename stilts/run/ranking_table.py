@@ -11,15 +11,17 @@ from typing import Any
 
 from tabulate import tabulate
 
-from stilts.eval.transferability import ESTIMATES
+from stilts.eval.transferability import DATA_SIZE, ESTIMATES
 from stilts.store.files import write_json_atomic, write_text_atomic
 
 RANKING_FILE = "ranking.json"  # stilts.report.transfer finds rankings by this name
 RANKING_TABLE = "ranking.csv"
 
 
-def _cell(value: float | None, signed: bool = False) -> str:
-    return "-" if value is None else (f"{value:+.4f}" if signed else f"{value:.4f}")
+def _cell(value: float | None, signed: bool = False, count: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if count else f"{value:+.4f}" if signed else f"{value:.4f}"
 
 
 def table_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -49,7 +51,7 @@ def format_ranking(document: Mapping[str, Any]) -> str:
     for record in document["candidates"]:
         cells = [str(record["rank"] or "-"), record["candidate"]]
         for name in ESTIMATES:
-            cells.append(_cell(record["estimates"][name]))
+            cells.append(_cell(record["estimates"][name], count=name == DATA_SIZE))
             if name in record["change"]:
                 cells.append(_cell(record["change"][name], signed=True))
         body.append([*cells, f"{record['seconds']:.1f}"])
@@ -60,7 +62,7 @@ def format_ranking(document: Mapping[str, Any]) -> str:
     untrained = [record["candidate"] for record in document["candidates"] if record["stage"] is None]
     if untrained:
         lines.append(f"{len(untrained)} of {len(document['candidates'])} candidates have no trained stage yet, so only "
-                     f"text_similarity: python -m stilts.train -m '+intermediate={','.join(untrained)}' with the same "
+                     f"data_size and text_similarity: python -m stilts.train -m '+intermediate={','.join(untrained)}' with the same "
                      "settings trains them")
     lines.append(f"cost: {document['seconds']['total']:.1f} s on {document['device']} "
                  f"(shared {document['seconds']['shared']:.1f} s)")
