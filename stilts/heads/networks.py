@@ -118,16 +118,26 @@ class SpanQAHead(nn.Module):
 
 class MaskedLMHead(nn.Module):
     """The pretrained model's own LM head (XLM-R: dense, GELU, LayerNorm, then a decoder whose
-    weight is the encoder's input embedding matrix). Vocabulary logits are computed at the masked
-    positions only: with XLM-R's 250k-token vocabulary, full logits would dwarf the encoder's memory."""
+    weight is the encoder's input embedding matrix; BERT and DeBERTa-v2 alike). Vocabulary logits
+    are computed at the masked positions only: with XLM-R's 250k-token vocabulary, full logits would
+    dwarf the encoder's memory."""
 
-    TIED = ("lm_head.decoder.weight", "lm_head.decoder.bias")  # shared with the encoder / lm_head.bias
-
-    def __init__(self, lm_head: nn.Module, input_embeddings: nn.Embedding) -> None:
+    def __init__(self, lm_head: nn.Module, decoder: nn.Linear, input_embeddings: nn.Embedding) -> None:
+        """`decoder`: the linear layer inside `lm_head` that gives the vocabulary logits."""
         super().__init__()
         self.lm_head = lm_head
-        self.lm_head.decoder.weight = input_embeddings.weight
-        self.lm_head.decoder.bias = self.lm_head.bias
+        decoder.weight = input_embeddings.weight
+        [self._decoder] = [f"lm_head.{name}" for name, module in lm_head.named_modules() if module is decoder]
+
+    def exported_state(self) -> dict[str, torch.Tensor]:
+        """What the stage exports: each tensor once (a decoder's bias is often the head's own), not the
+        decoder's weight (the encoder's input embeddings)."""
+        kept, seen = {}, set()
+        for name, tensor in self.state_dict().items():
+            if name != f"{self._decoder}.weight" and tensor.data_ptr() not in seen:
+                seen.add(tensor.data_ptr())
+                kept[name] = tensor
+        return kept
 
     def forward(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> HeadOutput:
         masked = batch["labels"] != IGNORE_INDEX
@@ -145,10 +155,6 @@ class MaskedLMHead(nn.Module):
         sums = torch.zeros(size, 3, dtype=torch.float64, device=logits.device)
         sums.index_add_(0, rows, torch.stack([correct, torch.ones_like(correct), nll.detach()], dim=1).double())
         return sums.tolist()
-
-    def exported_state(self) -> dict[str, torch.Tensor]:
-        """What the stage exports: everything but the weights tied to other tensors."""
-        return {k: v for k, v in self.state_dict().items() if k not in self.TIED}
 
 
 class DualEncoderHead(nn.Module):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,14 @@ def load_tokenizer(source: str | EncoderSource):
         raise _offline_error("tokenizer", name_or_path, error) from None
 
 
+def _without_pooler(name_or_path: str) -> dict[str, Any]:
+    """The argument that leaves out a family's pooler (BERT, XLM-R); DeBERTa-v2 has none to leave out."""
+    from transformers import AutoConfig, AutoModel
+
+    model_class = AutoModel._model_mapping[type(AutoConfig.from_pretrained(name_or_path))]
+    return {"add_pooling_layer": False} if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters else {}
+
+
 def load_encoder(source: str | EncoderSource):
     """The bare transformer (no task head, no pooler): heads are stilts' own. An `EncoderSource`
     with adapters loads its base, then merges each adapter in order."""
@@ -69,7 +78,7 @@ def load_encoder(source: str | EncoderSource):
     verbosity = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity_error()
     try:
-        return AutoModel.from_pretrained(name_or_path, add_pooling_layer=False)
+        return AutoModel.from_pretrained(name_or_path, **_without_pooler(name_or_path))
     except (OSError, ValueError) as error:
         raise _offline_error("model", name_or_path, error) from None
     finally:
@@ -77,16 +86,23 @@ def load_encoder(source: str | EncoderSource):
 
 
 def load_mlm_head(pretrained: str, encoder):
-    """The pretrained model's LM head (`XLMRobertaForMaskedLM.lm_head`), tied to `encoder`'s input
-    embeddings. It comes from the pretrained model, not from an earlier stage (stage folders hold
-    encoders only)."""
+    """The pretrained model's own masked-LM head, tied to `encoder`'s input embeddings, in any encoder
+    family: the part of its `*ForMaskedLM` model that holds the output embeddings (XLM-R's `lm_head`,
+    BERT's and DeBERTa-v2's `cls`). It comes from the pretrained model, not from an earlier stage
+    (stage folders hold encoders only)."""
     from transformers import AutoModelForMaskedLM
 
     from stilts.heads.networks import MaskedLMHead
 
     _quiet_weight_bars()
     try:
-        lm_head = AutoModelForMaskedLM.from_pretrained(pretrained).lm_head
+        model = AutoModelForMaskedLM.from_pretrained(pretrained)
     except (OSError, ValueError) as error:
         raise _offline_error("masked-LM head of", pretrained, error) from None
-    return MaskedLMHead(lm_head, encoder.get_input_embeddings())
+    decoder = model.get_output_embeddings()
+    holders = [child for child in model.children()
+               if child is not model.base_model and any(module is decoder for module in child.modules())]
+    if len(holders) != 1:
+        raise StiltsError(f"{pretrained}: no masked-LM head holds its output embeddings ({type(model).__name__}); "
+                          "MLM stages need a model whose head maps hidden states to vocabulary logits")
+    return MaskedLMHead(holders[0], decoder, encoder.get_input_embeddings())

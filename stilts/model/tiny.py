@@ -1,4 +1,6 @@
 """A tiny XLM-R built locally: the same architecture and tokenizer type, trained on shipped text.
+The same tokenizer under a BERT or DeBERTa-v2 encoder gives a tiny model of each other encoder
+family stilts runs (multilingual-e5-small is a BERT with an XLM-R tokenizer; mDeBERTa-v3 a DeBERTa-v2).
 
 It lets the whole pipeline run offline and fast (tests, the quickstart). Built once per
 (corpus, settings) and cached; the build is deterministic and published by an atomic rename so
@@ -17,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from stilts.errors import StiltsError
 from stilts.store.files import apply_umask_modes
 
 log = logging.getLogger(__name__)
@@ -27,8 +30,22 @@ SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # XLM-R's ids 0..3
 RECIPE = "sentencepiece-unigram-2-mlm"  # 2: saved with its LM head (XLMRobertaForMaskedLM)
 
 
+# Each family's config and masked-LM classes (transformers), and its config beyond the shared sizes.
+FAMILIES = {
+    "xlm-roberta": ("XLMRobertaConfig", "XLMRobertaForMaskedLM", {}),
+    "bert": ("BertConfig", "BertForMaskedLM", {"type_vocab_size": 2}),
+    # mDeBERTa-v3's attention: relative positions (disentangled c2p and p2c), shared keys, no absolute positions.
+    "deberta-v2": ("DebertaV2Config", "DebertaV2ForMaskedLM", {
+        "relative_attention": True, "pos_att_type": ["p2c", "c2p"], "position_biased_input": False,
+        "position_buckets": 256, "max_relative_positions": -1, "norm_rel_ebd": "layer_norm", "share_att_key": True,
+        "type_vocab_size": 0}),
+}
+FOLDER_NAMES = {"xlm-roberta": "xlmr", "bert": "bert", "deberta-v2": "debertav2"}
+
+
 @dataclass(frozen=True)
 class TinySettings:
+    family: str = "xlm-roberta"  # one of FAMILIES
     vocab_size: int = 4000
     hidden_size: int = 64
     num_hidden_layers: int = 2
@@ -66,7 +83,10 @@ def corpus_texts(root: Path) -> Iterator[str]:
 
 
 def _fingerprint(corpus_root: Path, settings: TinySettings) -> str:
-    digest = hashlib.sha256(json.dumps({"recipe": RECIPE, **asdict(settings)}, sort_keys=True).encode())
+    described = asdict(settings)
+    if settings.family == "xlm-roberta":  # as before families existed: its cached builds stay valid
+        del described["family"]
+    digest = hashlib.sha256(json.dumps({"recipe": RECIPE, **described}, sort_keys=True).encode())
     for text in corpus_texts(corpus_root):
         digest.update(text.encode())
     return digest.hexdigest()[:16]
@@ -135,30 +155,34 @@ def _train_tokenizer(corpus_root: Path, settings: TinySettings):
 
 
 def build_tiny_xlmr(corpus_root: Path, cache_dir: Path, settings: TinySettings = TinySettings()) -> Path:
-    """Path of a saved tiny XLM-R (model + tokenizer), building it on first use. A cached build is
-    found without importing torch or transformers (every job and DDP rank resolves it)."""
-    target = Path(cache_dir).expanduser() / f"tiny-xlmr-{_fingerprint(corpus_root, settings)}"
+    """Path of a saved tiny model (model + tokenizer) of the settings' family, building it on first
+    use. A cached build is found without importing torch or transformers (every job and DDP rank resolves it)."""
+    if settings.family not in FAMILIES:
+        raise StiltsError(f"model.tiny.family must be one of {', '.join(FAMILIES)}, not {settings.family!r}")
+    target = Path(cache_dir).expanduser() / f"tiny-{FOLDER_NAMES[settings.family]}-{_fingerprint(corpus_root, settings)}"
     if (target / "config.json").exists():
         log.info("Using the cached tiny XLM-R at %s", target)
         return target
     import torch
-    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+    import transformers
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # the build's shard-writing bar is noise
-    log.info("Building a tiny XLM-R (tokenizer trained on %s) into %s", corpus_root, target)
+    log.info("Building a tiny %s model (tokenizer trained on %s) into %s", settings.family, corpus_root, target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".tiny-build-", dir=target.parent))
     try:
         tokenizer = _train_tokenizer(corpus_root, settings)
         torch.manual_seed(settings.seed)
-        config = XLMRobertaConfig(
+        config_class, model_class, family_settings = FAMILIES[settings.family]
+        config = getattr(transformers, config_class)(
             vocab_size=len(tokenizer), hidden_size=settings.hidden_size, num_hidden_layers=settings.num_hidden_layers,
             num_attention_heads=settings.num_attention_heads, intermediate_size=settings.intermediate_size,
             max_position_embeddings=settings.max_position_embeddings, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+            **family_settings,
         )
-        # With its LM head, as the Hub's XLM-R checkpoints: AutoModel loads the encoder, MLM stages the head.
-        XLMRobertaForMaskedLM(config).save_pretrained(staging)
+        # With its LM head, as the Hub's checkpoints: AutoModel loads the encoder, MLM stages the head.
+        getattr(transformers, model_class)(config).save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         apply_umask_modes(staging)  # a shared cache stays readable by the lab once it takes its name
         try:
