@@ -17,15 +17,16 @@ os.environ.setdefault("WANDB_MODE", "offline")
 
 
 # Under pytest-xdist (CI: `-n 2`, each module in one worker, modules in the order set here) the longest
-# modules start first, so that the two workers end together: the quickstart sweeps' builder, SLURM (mostly
-# waiting on the scheduler), the sweeps' and all tasks' end-to-end runs; the sweeps' readers start last.
-FIRST = ("test_docs_commands.py", "test_slurm.py", "test_sweeps.py", "test_all_tasks.py")
-LAST = ("test_report_sweeps.py",)
+# modules start first and the many short ones fill in at the end, so that the two workers end together:
+# the quickstart sweeps' builder, SLURM (mostly waiting on the scheduler), then the longest end-to-end
+# modules (the sweeps' readers well after their builder has started).
+FIRST = ("test_docs_commands.py", "test_slurm.py", "test_sweeps.py", "test_all_tasks.py", "test_report_sweeps.py",
+         "test_mixtures_cli.py", "test_benchmarks.py", "test_peft.py")
 
 
 def _start_order(item: pytest.Item) -> int:
     name = item.path.name
-    return FIRST.index(name) if name in FIRST else len(FIRST) + 1 if name in LAST else len(FIRST)
+    return FIRST.index(name) if name in FIRST else len(FIRST)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -137,6 +137,15 @@ def test_a_lora_stage_exports_its_adapter_alone_and_the_target_trains_on_it_merg
 
 
 @pytest.mark.slow
+def test_another_target_reuses_the_lora_stage(full_and_lora, stilts_cache) -> None:
+    before = _squad_stages(full_and_lora)
+    done = stilts("+intermediate=squad", "target=pawsx", "target.languages=[en]", "experiment=quickstart",
+                  "train.peft=lora", cache=stilts_cache, cwd=full_and_lora, env=ONE_THREAD)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Stage 1-squad: reusing" in out(done) and _squad_stages(full_and_lora) == before
+
+
+@pytest.mark.slow
 def test_a_killed_lora_stage_reruns_to_the_same_metrics(full_and_lora, tmp_path, stilts_cache) -> None:
     run = (*SQUAD_THEN_XNLI, "train.peft=lora", "train.checkpoint_every_n_steps=2")
     killed = stilts(*run, cache=stilts_cache, cwd=tmp_path,
