@@ -14,6 +14,11 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
+# Under pytest-xdist each worker gets its share of the cores (inherited by the runs it starts): torch's
+# default of a thread per core in every worker makes them spin against each other.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    os.environ.setdefault("OMP_NUM_THREADS",
+                          str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 
 # Under pytest-xdist (CI: `-n 2`, each module in one worker, modules in the order set here) the longest
