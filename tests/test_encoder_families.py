@@ -94,6 +94,8 @@ def test_retrieval_embeds_with_a_layer_cut_on_each_family(family_model) -> None:
 
 
 def test_gradient_checkpointing_gives_the_same_gradients_on_each_family(family_model) -> None:
+    """model.gradient_checkpointing=true recomputes activations (non-reentrant, dropout masks
+    replayed): the gradients, and so the trained weights, are the same."""
     _, path = family_model
     gradients = []
     for checkpointing in (False, True):
