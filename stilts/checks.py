@@ -19,7 +19,7 @@ from stilts.mixtures import expand_intermediate, intermediate_preset, is_mixture
 from stilts.store.stages import Stage
 from stilts.tasks import get_task
 from stilts.tasks.common.languages import target_languages
-from stilts.tasks.common.sources import find_files
+from stilts.tasks.common.sources import find_files, uses_hub
 from stilts.tasks.spec import TaskSpec
 
 STAGE_INTS = ("epochs", "effective_batch_size", "max_length", "doc_stride", "max_query_length")
@@ -145,6 +145,7 @@ def check_no_evaluation_data(cfg: DictConfig, planned: Sequence[Stage], target: 
     for stage in intermediate:
         for name, task in stage.tasks.items():
             used = {path.resolve() for split in ("train", "dev") for language in task.languages
+                    if not uses_hub(task.spec, split, language, cfg.data.source, cfg.data.root)
                     for path in find_files(task.spec, split, language, root)}
             if used & evaluated:
                 raise StiltsError(

@@ -19,7 +19,6 @@ to itself, so run keys and stage keys see one canonical form.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -27,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from stilts.errors import StiltsError
 from stilts.heads import head_of
 from stilts.settings import check_peft
-from stilts.tasks import get_task, task_names
+from stilts.tasks import config_file, declare_task, get_task, read_config, task_names
 from stilts.tasks.common.languages import checked_languages
 from stilts.tasks.spec import DOMAINS
 
@@ -48,22 +47,22 @@ TARGET_ONLY = ("name", "languages", "eval_split", "before")  # target settings t
 
 
 def _conf_node(group: str, name: str) -> dict[str, Any] | None:
-    path = resources.files("stilts.conf") / group / f"{name}.yaml"
-    if not path.is_file():
-        return None
-    return OmegaConf.to_container(OmegaConf.create(path.read_text(encoding="utf-8")), resolve=False)
+    path = config_file(group, name)
+    return None if path is None else read_config(path)
 
 
 def task_defaults(name: str) -> dict[str, Any]:
     """A task's settings as an intermediate task, before overrides."""
     spec = get_task(name)  # unknown names list the valid ones
-    if spec.retrieve is not None or "train" not in spec.files:
+    if spec.retrieve is not None or not ("train" in spec.files or any("train" in part.splits for part in spec.hub)):
         raise StiltsError(f"task {name!r} has no training data (it is scored on embeddings); it cannot be an "
                           "intermediate task")
     own = (_conf_node("intermediate", name) or {}).get(name)
     target = _conf_node("target", name) or {}
     defaults = {key: value for key, value in target.items() if key not in TARGET_ONLY}
     defaults.update(own or {})
+    if spec.definition is not None:  # a declared task: its checked declaration travels with its settings
+        defaults["task"] = dict(spec.definition)
     if not defaults:
         raise StiltsError(f"task {name!r} has no training settings (no conf/intermediate/{name}.yaml or "
                           f"conf/target/{name}.yaml); it cannot be an intermediate task")
@@ -81,6 +80,8 @@ def expand_task(key: str, name: str, settings: Mapping[str, Any] | None) -> dict
     """One task's full settings: its defaults, then the given ones; languages made explicit."""
     if settings is not None and not isinstance(settings, Mapping):
         raise StiltsError(f"{key} must be the task's settings (a mapping), not {settings!r}")
+    if settings and "task" in settings:  # as composed from intermediate/<name>.yaml: the same declaration
+        settings = {**settings, "task": dict(declare_task(name, settings["task"], key).definition)}
     expanded = {**task_defaults(name), **dict(settings or {})}
     expanded["languages"] = _languages(key, name, expanded.get("languages"))
     return expanded

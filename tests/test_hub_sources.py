@@ -192,6 +192,8 @@ HINTS = {  # columns whose values a converter parses
     "tau/commonsense_qa": {"answerKey": "B", "choices": {"label": list("ABCDE"), "text": list("abcde")}},
     "google-research-datasets/tydiqa": {"id": "{name}-7"},
     "cambridgeltl/xcopa": {"label": 1},
+    "allenai/openbookqa": {"answerKey": "C", "choices": {"label": list("ABCD"), "text": list("abcd")}},
+    "UCLNLP/adversarial_qa": {"context": QA_ROW["context"], "answers": QA_ROW["answers"]},
 }
 
 

@@ -67,6 +67,7 @@ def job_configs(overrides: Sequence[str], multirun: bool) -> list[DictConfig]:
     from hydra.types import RunMode
 
     from stilts.sweep import sweep_jobs
+    from stilts.tasks import use_search_path
 
     import stilts.cli.resolvers  # noqa: F401  (registers the stilts.* resolvers the configs use)
 
@@ -75,6 +76,7 @@ def job_configs(overrides: Sequence[str], multirun: bool) -> list[DictConfig]:
         hydra = GlobalHydra.instance().hydra
         mode = RunMode.MULTIRUN if multirun else RunMode.RUN
         base = hydra.compose_config("config", list(overrides), run_mode=mode, with_log_configuration=False)
+        use_search_path(base.hydra.searchpath)
         if not multirun:
             return [base]
         return [hydra.compose_config("config", job, run_mode=RunMode.RUN, with_log_configuration=False)

@@ -32,7 +32,9 @@ class RankChecks(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from stilts.checks import check_rank_config, check_writable
+        from stilts.tasks import use_search_path
 
+        use_search_path(config.hydra.searchpath)
         try:
             check_rank_config(config)
             check_writable(config.hydra.run.dir, "hydra.run.dir")

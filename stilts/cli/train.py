@@ -47,8 +47,9 @@ def _run(cfg: DictConfig, multirun: bool, run_dir: Path) -> dict:
     from stilts.checks import check_config
     from stilts.mixtures import expand_intermediate
     from stilts.sweep import run_alone, spawns_rank_processes
-    from stilts.tasks import get_task
+    from stilts.tasks import get_task, use_search_path
 
+    use_search_path(HydraConfig.get().searchpath)  # tasks declared in the config folders it adds
     check_config(cfg)
     with open_dict(cfg):
         cfg.intermediate = expand_intermediate(cfg.intermediate)

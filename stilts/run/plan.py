@@ -21,7 +21,7 @@ from stilts.mixtures import expand_intermediate, is_mixture
 from stilts.store.stages import EncoderSource, Stage, StageTask
 from stilts.tasks import get_task
 from stilts.tasks.common.sources import find_files, hub_parts, uses_hub
-from stilts.tasks.spec import TaskSpec
+from stilts.tasks.spec import HubSource, TaskSpec
 
 EVALUATION_ONLY = ("languages", "eval_split", "before")  # a target's settings that never change weights
 # How a stage trains (train.peft and train.lora, a stage's own `peft`) enters its key as its resolved
@@ -44,13 +44,21 @@ def data_identity(cfg: DictConfig, spec: TaskSpec, languages: Sequence[str]) -> 
     for split in ("train", "dev"):
         for language in languages:
             if uses_hub(spec, split, language, cfg.data.source, cfg.data.root):
-                identity.setdefault("hub", []).extend([part.path, part.revision, part.name(language), part.splits[split]]
+                identity.setdefault("hub", []).extend(_hub_record(part, split, language)
                                                       for part in hub_parts(spec, split, language))
             else:
                 root = Path(cfg.data.root).expanduser()
                 identity.setdefault(split, []).extend(file_record(path)
                                                       for path in find_files(spec, split, language, root))
     return identity
+
+
+def _hub_record(part: HubSource, split: str, language: str) -> list[Any]:
+    """A Hub dataset by repository, revision, config and split; a local folder in the Hub layout (a
+    declared task's source) by its content, as a data file is."""
+    folder = Path(part.path).expanduser()
+    where = {"content": digest(tree_records(folder))} if folder.is_dir() else part.path
+    return [where, part.revision, part.name(language), part.splits[split]]
 
 
 def _stage_task(name: str, settings: Mapping[str, Any], role: str) -> StageTask:

@@ -95,7 +95,9 @@ class SweepReport(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         from stilts.checks import check_config, check_writable  # the task registry: only when a job runs
+        from stilts.tasks import use_search_path
 
+        use_search_path(config.hydra.searchpath)
         try:
             check_config(config)
             check_writable(config.paths.output_dir, "paths.output_dir")
@@ -105,7 +107,9 @@ class SweepReport(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from stilts.checks import check_writable
+        from stilts.tasks import use_search_path
 
+        use_search_path(config.hydra.searchpath)
         sweep_id()
         try:
             check_writable(config.hydra.sweep.dir, "hydra.sweep.dir")

@@ -87,6 +87,10 @@ class TaskSpec:
     # Evaluation splits besides the evaluated one that scoring reads (BUCC tunes its threshold on dev).
     tuned_on: tuple[str, ...] = ()
     hub_gap: str = ""  # why some languages are not on the Hub and where they come from instead
+    # A task declared in YAML (stilts.tasks.common.declared): its `task:` node with every default spelled
+    # out. It travels in the stage's settings, so editing the declaration makes another stage.
+    definition: Mapping[str, Any] | None = None
+    declared_in: str = ""  # the YAML file (or config key) that declares it
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:

@@ -87,13 +87,15 @@ def hub_parts(spec: TaskSpec, split: str, language: str) -> list[HubSource]:
 def uses_hub(spec: TaskSpec, split: str, language: str, source: str, root: str | Path | None) -> bool:
     """Whether `data.source=hub` reads this split and language from the Hub. What the Hub does not
     serve (CCG, the retrieval targets, MLM text, XTREME-R's extra UD POS languages) is read from
-    data.root when one is given beside it; without one, it is an error saying where it comes from."""
-    if source == "files":
-        return False
-    if source != "hub":
+    data.root when one is given beside it; without one, it is an error saying where it comes from.
+    A split with a Hub source and no file layout (a declared task's `source`) is read from its source
+    whatever data.source says: it has no other place."""
+    if source not in ("files", "hub"):
         raise StiltsError(f"data.source must be 'files' or 'hub', not {source!r}")
     if hub_parts(spec, split, language):
-        return True
+        return source == "hub" or split not in spec.files
+    if source == "files":
+        return False
     if root is not None:
         return False
     gap = spec.hub_gap or (f"{spec.name} has no Hugging Face Hub source" if not spec.hub
