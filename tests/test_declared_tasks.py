@@ -268,8 +268,10 @@ def test_a_declared_task_trains_in_a_mixture_and_alone_and_is_ranked(user_conf, 
     mixed = stilts(*common, "+intermediate=mix", "intermediate.mix.tasks=[mnli,my_nli]", cache=stilts_cache, cwd=tmp_path)
     assert mixed.returncode == 0, out(mixed)
     assert "intermediate mix/my_nli (dev): accuracy" in mixed.stdout
-    alone = stilts("-m", *common, "+intermediate=my_nli,mnli", cache=stilts_cache, cwd=tmp_path)
+    # A sweep job under DDP runs alone in a child process, whose ranks re-execute its command: each finds the task.
+    alone = stilts("-m", *common, "+intermediate=my_nli", "trainer=ddp_cpu", cache=stilts_cache, cwd=tmp_path)
     assert alone.returncode == 0, out(alone)
+    assert "DDP job: running" in out(alone)
     results = [json.loads(path.read_text()) for path in (tmp_path / "out" / "runs" / "xnli").glob("my_nli/*/*/results.json")]
     assert len(results) == 1 and list(results[0]["intermediate_metrics"]) == ["my_nli"]
     assert results[0]["config"]["intermediate"]["my_nli"]["task"]["source"]["path"].endswith("nli")

@@ -20,6 +20,7 @@ from hydra.types import RunMode
 import stilts.cli.resolvers  # noqa: F401  (registers the stilts.* resolvers the configs use)
 from stilts.checks import check_config
 from stilts.sweep import sweep_jobs
+from stilts.tasks import get_task, task_names
 from tests.cli import REPO
 from tests.conftest import HANG_GUARD_SECONDS
 
@@ -97,6 +98,11 @@ OTHER_CLIS = r"python -m stilts\.(report|rank|score|store|sweep)\b"
 FORMS = ("DIR", "...", " | ", "<", "dev-v2.0.json", "test-context-", "test-de.tsv", "zh-en.test.gold", "/seed42-")
 
 
+# Tasks whose data only the Hub serves (declared with a `task.source` alone) cannot be read offline: their
+# train commands are composed and checked above; the commands that read their data are shown as forms.
+HUB_ONLY = tuple(name for name in task_names() if get_task(name).hub and not get_task(name).files)
+
+
 def _quickstart_sized(command: str) -> str:
     """A rank command at quickstart size: the tiny model and the sweeps' seed (their stages' keys)."""
     if command.startswith("python -m stilts.rank"):
@@ -112,7 +118,8 @@ def _other_commands() -> list[tuple[str, str]]:
         lines += re.findall(r"`(python -m stilts\.[^`]+)`", text)
         for line in lines:
             match = re.search(OTHER_CLIS + r" .*", line)  # a command, not a bare name in a sentence
-            if match and not any(form in match.group(0) for form in FORMS):
+            names = set(re.findall(r"\w+", match.group(0))) if match else set()
+            if match and not any(form in match.group(0) for form in FORMS) and not names & set(HUB_ONLY):
                 found.append((page.name, _quickstart_sized(match.group(0).split(" # ")[0].strip())))
     # One of each; rankings come before the report that reads them (stilts.rank < stilts.report).
     return sorted({command: page for page, command in found}.items())

@@ -181,6 +181,8 @@ def run_alone(run_dir: Path) -> dict[str, Any]:
     """Run this sweep job as a single run in a child process (its DDP ranks then re-execute that
     child's command line: this job alone) and return its outcome."""
     overrides = list(HydraConfig.get().overrides.task)
+    searchpath = list(HydraConfig.get().searchpath)  # the config folders its presets and declared tasks come from
+    overrides += [f"hydra.searchpath=[{','.join(searchpath)}]"] if searchpath else []
     command = [sys.executable, "-m", "stilts.train", *overrides, f"paths.run_dir={run_dir}"]
     log.info("DDP job: running %s", " ".join(command))
     record = jobstate.current_path()
