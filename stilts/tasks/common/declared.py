@@ -30,7 +30,8 @@ from typing import Any
 
 from stilts.errors import DataMalformed, StiltsError
 from stilts.tasks.common.hub_schema import describe_feature, recorded_source
-from stilts.tasks.common.scoring import metric, qa_score, score_labels, score_squad_v1, score_squad_v2, score_tag_accuracy, score_tags
+from stilts.tasks.common.scoring import (metric, qa_score, score_labels, score_squad_v1, score_squad_v2,
+                                         score_tag_accuracy, score_tags)
 from stilts.tasks.spec import DOMAINS, Example, HubSource, Scorer, TaskSpec
 
 log = logging.getLogger(__name__)
