@@ -152,6 +152,23 @@ def test_labels_integer_string_and_unlabelled_rows(tmp_path) -> None:
         load_examples(strings, "train", "en", "files", tmp_path)
 
 
+def test_single_texts_are_encoded_alone_and_a_null_text_is_refused(tmp_path, tiny_tokenizer) -> None:
+    from stilts.heads import FeaturizeSettings, head_of
+
+    path = tmp_path / "s" / "rows.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(json.dumps(row) + "\n" for row in [{"s": "good film", "y": 1}, {"s": "bad", "y": 0}]))
+    spec = _declare("single", head="classification", domain="paraphrase", files={"train": "s/rows.jsonl", "dev": "s/rows.jsonl"},
+                    columns={"text": "s", "label": "y"}, labels=["negative", "positive"])
+    examples = load_examples(spec, "train", "en", "files", tmp_path)
+    batch = {key: [example[key] for example in examples] for key in examples[0]} | {"example_index": [0, 1]}
+    features = head_of(spec).featurize(batch, tiny_tokenizer, FeaturizeSettings(max_length=32), spec.label_to_id)
+    assert features["input_ids"] == tiny_tokenizer(["good film", "bad"])["input_ids"] and features["labels"] == [1, 0]
+    path.write_text(json.dumps({"s": "fine", "y": 1}) + "\n" + json.dumps({"s": None, "y": 1}) + "\n")
+    with pytest.raises(StiltsError, match=r"row 1 \(id single-1\): task.columns.text 's' is empty \(null\)"):
+        load_examples(spec, "train", "en", "files", tmp_path)
+
+
 # -- bad declarations and bad mappings: one line naming the YAML key -----------------------------------------
 
 @pytest.mark.parametrize("node,message", [

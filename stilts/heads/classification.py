@@ -18,7 +18,9 @@ class Classification(HeadType):
     leep_rows = "sequence"  # from its first token
 
     def featurize(self, batch: Batch, tokenizer, settings: FeaturizeSettings, label_to_id: Mapping[str, int]) -> dict:
-        encoded = tokenizer(batch["text_a"], batch["text_b"], truncation=True, max_length=settings.max_length)
+        """Pairs, or single texts where a task has no second text (a declared task without text_pair)."""
+        pairs = batch["text_b"] if any(text is not None for text in batch["text_b"]) else None
+        encoded = tokenizer(batch["text_a"], pairs, truncation=True, max_length=settings.max_length)
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
                 "labels": [label_to_id[label] for label in batch["label"]], "example_index": batch["example_index"]}
 

@@ -273,17 +273,20 @@ class Declaration:
             log.info("%s: skipped %d unlabelled row(s)", where, skipped)
         return examples
 
-    def _joined(self, row: Mapping, role: str) -> str | None:
+    def _joined(self, row: Mapping, role: str, where: str) -> str | None:
         value = self.columns.get(role)
         if value is None:
             return None
-        return " ".join(str(_value(row, name)) for name in (value if isinstance(value, list) else [value]))
+        texts = [_value(row, name) for name in (value if isinstance(value, list) else [value])]
+        if any(text is None for text in texts):
+            raise DataMalformed(f"{where}: task.columns.{role} {value!r} is empty (null)")
+        return " ".join(texts)
 
     def _classification(self, row: Mapping, features: Mapping, where: str) -> Example | None:
         label = self._label_name(_value(row, self.columns["label"]), _feature_at(features, self.columns["label"]), where)
         if label is None:
             return None
-        return {"text_a": self._joined(row, "text"), "text_b": self._joined(row, "text_pair"), "label": label}
+        return {"text_a": self._joined(row, "text", where), "text_b": self._joined(row, "text_pair", where), "label": label}
 
     def _label_name(self, value: Any, feature: Any, where: str) -> str | None:
         names = _class_names(feature)
@@ -302,8 +305,9 @@ class Declaration:
 
     def _multiple_choice(self, row: Mapping, features: Mapping, where: str) -> Example | None:
         choices = self.columns["choices"]
-        texts = ([str(_value(row, name)) for name in choices] if isinstance(choices, list)
-                 else [str(text) for text in _value(row, choices)])
+        texts = [_value(row, name) for name in choices] if isinstance(choices, list) else list(_value(row, choices))
+        if any(text is None for text in texts):
+            raise DataMalformed(f"{where}: task.columns.choices {choices!r} holds an empty (null) choice")
         label = _value(row, self.columns["label"])
         if label is None or label == "" or (isinstance(label, int) and label < 0):
             return None
@@ -320,11 +324,12 @@ class Declaration:
                                     f"keys in choice order ({self.where})")
         if not 0 <= label < len(texts):
             raise DataMalformed(f"{where}: answer {label} is not a choice index in 0..{len(texts) - 1}")
-        context = " ".join(part for part in (self._joined(row, "context"), self._joined(row, "question")) if part)
+        context = " ".join(part for part in (self._joined(row, "context", where), self._joined(row, "question", where))
+                           if part)
         return {"context": context, "choices": texts, "label": label}
 
     def _tagging(self, row: Mapping, features: Mapping, where: str) -> Example | None:
-        tokens = [str(token) for token in _value(row, self.columns["tokens"])]
+        tokens = list(_value(row, self.columns["tokens"]))
         inner = _feature_at(features, self.columns["tags"])["sequence"]
         tags = [self._label_name(tag, inner, where) for tag in _value(row, self.columns["tags"])]
         if len(tags) != len(tokens):
@@ -334,7 +339,7 @@ class Declaration:
         return {"tokens": tokens, "tags": tags}
 
     def _span_qa(self, row: Mapping, features: Mapping, where: str) -> Example | None:
-        context, answers = str(_value(row, self.columns["context"])), _value(row, self.columns["answers"])
+        context, answers = self._joined(row, "context", where), _value(row, self.columns["answers"])
         texts, starts = list(answers["text"]), list(answers["answer_start"])
         if len(texts) != len(starts):
             raise DataMalformed(f"{where}: {len(texts)} answer texts but {len(starts)} answer_start values")
@@ -344,7 +349,7 @@ class Declaration:
         if not texts and self.metric != "squad_v2":
             raise DataMalformed(f"{where}: the question has no answer; declare metric: squad_v2 for a task with "
                                 f"unanswerable questions ({self.where})")
-        return {"context": context, "question": str(_value(row, self.columns["question"])),
+        return {"context": context, "question": self._joined(row, "question", where),
                 "answers": {"text": texts, "answer_start": starts}}
 
 
