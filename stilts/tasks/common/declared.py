@@ -252,8 +252,7 @@ class Declaration:
             return
         entry = recorded_source(self.source["path"], self.source["config"])
         if entry is not None:
-            config = f" ({self.source['config']})" if self.source["config"] else ""
-            self.check_features(entry["features"], f"{self.source['path']}{config} (recorded in hub_schema.json)")
+            self.check_features(entry["features"], f"{_described(self.source)} (recorded in hub_schema.json)")
 
     def convert(self, dataset: Any, where: str) -> list[Example]:
         """A `datasets.Dataset` -> stilts examples of the head's shape; unlabelled rows (label -1 or
@@ -438,5 +437,6 @@ def declared_spec(name: str, node: Any, where: str) -> TaskSpec:
 
 
 def _described(source: Mapping[str, Any]) -> str:
+    """`path (config)`, as errors name a declared source."""
     config = f" ({source['config']})" if source["config"] else ""
     return f"{source['path']}{config}"
